@@ -1,0 +1,296 @@
+//! Model bundles: everything a trained run needs to recommend, in one directory.
+//!
+//! A bundle is `ARTIFACTS/<run-id>/` holding `manifest.json` (what was trained on
+//! what data with which settings), the id maps and each model's arrays as `.npy`.
+//! Run ids start with the UTC training time, so the newest bundle is the one with
+//! the greatest name. A bundle is built in a temporary directory and renamed into
+//! place, so a crash mid-write leaves no half bundle and never touches older ones.
+
+pub mod npy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::data::{IdMap, Protocol};
+use crate::fsio::{create_dir_atomically, write_bytes_atomically};
+use crate::models::factors::Factors;
+use crate::models::{Als, History, Popular, Recommender};
+
+/// Bumped when the layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+
+/// What a bundle says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version, [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The bundle's directory name: UTC time of training plus a data fingerprint.
+    pub run_id: String,
+    /// RFC 3339 time of training.
+    pub created_at: String,
+    /// recsys version that trained it.
+    pub recsys_version: String,
+    /// Start of the test window (training used events before it), UTC ms.
+    pub cutoff_ms: i64,
+    /// Protocol the training data was prepared under.
+    pub protocol: Protocol,
+    /// Where the events came from and what they were.
+    pub data: DataSummary,
+    /// Models in the bundle.
+    pub models: Vec<String>,
+    /// Per-model training facts (seconds, final loss, …).
+    pub training: serde_json::Value,
+    /// The resolved configuration.
+    pub config: Config,
+}
+
+/// Facts about the training data, to tell which data a bundle belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    /// The event file.
+    pub events_path: String,
+    /// Hash of all loaded events (before the split), hex.
+    pub fingerprint: String,
+    /// Events loaded.
+    pub events: usize,
+    /// Training events.
+    pub train_events: usize,
+    /// Users known to the models.
+    pub users: usize,
+    /// Items known to the models.
+    pub items: usize,
+}
+
+/// A loaded (or about to be saved) bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// What it is.
+    pub manifest: Manifest,
+    /// Users known to the models.
+    pub users: IdMap,
+    /// Items known to the models.
+    pub items: IdMap,
+    /// The `popular` model, if trained.
+    pub popular: Option<Popular>,
+    /// The `history` model, if trained.
+    pub history: Option<History>,
+    /// The `als` model, if trained.
+    pub als: Option<Als>,
+}
+
+impl Bundle {
+    /// Every model in the bundle, in a fixed order.
+    pub fn models(&self) -> Vec<&dyn Recommender> {
+        let mut out: Vec<&dyn Recommender> = Vec::new();
+        if let Some(m) = &self.popular {
+            out.push(m);
+        }
+        if let Some(m) = &self.history {
+            out.push(m);
+        }
+        if let Some(m) = &self.als {
+            out.push(m);
+        }
+        out
+    }
+
+    /// The model called `name`, if the bundle has it.
+    pub fn model(&self, name: &str) -> Option<&dyn Recommender> {
+        self.models().into_iter().find(|m| m.name() == name)
+    }
+
+    /// Write the bundle to `root/<run_id>/` atomically; returns that directory.
+    pub fn save(&self, root: &Path) -> Result<PathBuf> {
+        let dest = root.join(&self.manifest.run_id);
+        create_dir_atomically(&dest, |dir| {
+            npy::write(
+                &dir.join("users.npy"),
+                &[self.users.len()],
+                self.users.raw_ids(),
+            )?;
+            npy::write(
+                &dir.join("items.npy"),
+                &[self.items.len()],
+                self.items.raw_ids(),
+            )?;
+            if let Some(p) = &self.popular {
+                let items: Vec<u32> = p.ranked.iter().map(|r| r.0).collect();
+                let scores: Vec<f32> = p.ranked.iter().map(|r| r.1).collect();
+                npy::write(&dir.join("popular_items.npy"), &[items.len()], &items)?;
+                npy::write(&dir.join("popular_scores.npy"), &[scores.len()], &scores)?;
+            }
+            if let Some(h) = &self.history {
+                npy::write(
+                    &dir.join("history_offsets.npy"),
+                    &[h.offsets.len()],
+                    &h.offsets,
+                )?;
+                npy::write(&dir.join("history_items.npy"), &[h.items.len()], &h.items)?;
+                npy::write(
+                    &dir.join("history_scores.npy"),
+                    &[h.scores.len()],
+                    &h.scores,
+                )?;
+            }
+            if let Some(a) = &self.als {
+                for (name, f) in [
+                    ("als_user_factors.npy", &a.user_factors),
+                    ("als_item_factors.npy", &a.item_factors),
+                ] {
+                    npy::write(&dir.join(name), &[f.rows, f.dim], &f.data)?;
+                }
+            }
+            let config =
+                toml::to_string_pretty(&self.manifest.config).context("serialising config")?;
+            write_bytes_atomically(&dir.join("config.toml"), config.as_bytes())?;
+            // The manifest goes last: a directory with a manifest is complete.
+            let manifest =
+                serde_json::to_vec_pretty(&self.manifest).context("serialising manifest")?;
+            write_bytes_atomically(&dir.join(MANIFEST), &manifest)
+        })
+        .with_context(|| format!("writing bundle {}", dest.display()))?;
+        Ok(dest)
+    }
+
+    /// Read the bundle in directory `dir`.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let manifest_path = dir.join(MANIFEST);
+        let text = std::fs::read(&manifest_path).with_context(|| {
+            format!(
+                "{} is not a model bundle (no {MANIFEST}); run `recsys train` first",
+                dir.display()
+            )
+        })?;
+        let manifest: Manifest = serde_json::from_slice(&text)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        if manifest.format_version != FORMAT_VERSION {
+            bail!(
+                "bundle {} has format version {}, this recsys reads version {FORMAT_VERSION}; retrain it",
+                dir.display(),
+                manifest.format_version
+            );
+        }
+        let ids = |name: &str| -> Result<IdMap> {
+            Ok(IdMap::from_raw(npy::read::<i64>(&dir.join(name))?.1))
+        };
+        let users = ids("users.npy")?;
+        let items = ids("items.npy")?;
+        let has = |name: &str| manifest.models.iter().any(|m| m == name);
+        let popular = if has("popular") {
+            let items = npy::read::<u32>(&dir.join("popular_items.npy"))?.1;
+            let scores = npy::read::<f32>(&dir.join("popular_scores.npy"))?.1;
+            Some(Popular {
+                ranked: items.into_iter().zip(scores).collect(),
+            })
+        } else {
+            None
+        };
+        let history = if has("history") {
+            Some(History {
+                offsets: npy::read::<u64>(&dir.join("history_offsets.npy"))?.1,
+                items: npy::read::<u32>(&dir.join("history_items.npy"))?.1,
+                scores: npy::read::<f32>(&dir.join("history_scores.npy"))?.1,
+            })
+        } else {
+            None
+        };
+        let als = if has("als") {
+            let table = |name: &str| -> Result<Factors> {
+                let (shape, data) = npy::read::<f32>(&dir.join(name))?;
+                match shape[..] {
+                    [rows, dim] => Ok(Factors { rows, dim, data }),
+                    _ => bail!("{name} in {} is not a 2-D table", dir.display()),
+                }
+            };
+            Some(Als::from_factors(
+                table("als_user_factors.npy")?,
+                table("als_item_factors.npy")?,
+            ))
+        } else {
+            None
+        };
+        let bundle = Bundle {
+            manifest,
+            users,
+            items,
+            popular,
+            history,
+            als,
+        };
+        bundle.check_consistent(dir)?;
+        Ok(bundle)
+    }
+
+    fn check_consistent(&self, dir: &Path) -> Result<()> {
+        let (u, i) = (self.users.len(), self.items.len());
+        let bad = |what: &str| {
+            Err(anyhow::anyhow!(
+                "bundle {} is inconsistent: {what}",
+                dir.display()
+            ))
+        };
+        if let Some(a) = &self.als {
+            if a.user_factors.rows != u || a.item_factors.rows != i {
+                return bad("ALS factor tables do not match the id maps");
+            }
+        }
+        if let Some(h) = &self.history {
+            if h.users() != u || h.offsets.last().copied() != Some(h.items.len() as u64) {
+                return bad("history offsets do not match the id maps");
+            }
+            if h.items.iter().any(|&x| x as usize >= i) {
+                return bad("history refers to unknown items");
+            }
+        }
+        if let Some(p) = &self.popular {
+            if p.ranked.iter().any(|r| r.0 as usize >= i) {
+                return bad("popular refers to unknown items");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bundle directory meant by `path`: `path` itself if it is a bundle, else
+/// the newest bundle inside it.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.join(MANIFEST).is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        bail!(
+            "no model bundle at {}: run `recsys train` first, or pass --bundle",
+            path.display()
+        );
+    }
+    let mut bundles: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("listing {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            !hidden && p.join(MANIFEST).is_file()
+        })
+        .collect();
+    bundles.sort();
+    bundles.pop().with_context(|| {
+        format!(
+            "no model bundle in {}: run `recsys train` first, or pass --bundle",
+            path.display()
+        )
+    })
+}
+
+/// A 64-bit fingerprint of a sequence of values, as 16 hex digits.
+pub fn fingerprint(words: impl Iterator<Item = u64>) -> String {
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    for w in words {
+        h = (h ^ w).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+    }
+    format!("{h:016x}")
+}

@@ -1,0 +1,74 @@
+//! The `recsys` command line: argument definitions and one function per command.
+//!
+//! Arguments are parsed by clap into the structs here, merged with the config
+//! file into validated settings, and only then does any work start — so a bad
+//! flag never leaves half-written output behind.
+
+mod evaluate;
+mod generate;
+mod recommend;
+mod train;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// recsys: recommend the products a shopper will add to the cart.
+#[derive(Debug, Parser)]
+#[command(name = "recsys", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train every configured model and write a versioned bundle.
+    Train(train::TrainArgs),
+    /// Score a bundle's models on the test window: precision@k, recall@k and more.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Recommend items to a user, or items similar to an item (JSON).
+    Recommend(recommend::RecommendArgs),
+    /// Write a synthetic dataset shaped like RetailRocket.
+    Generate(generate::GenerateArgs),
+}
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Recommend(args) => recommend::run(args),
+        Command::Generate(args) => generate::run(args),
+    }
+}
+
+/// Read the config file named on the command line.
+fn load_config(path: &Path) -> Result<Config> {
+    if !path.exists() {
+        anyhow::bail!(
+            "config file {} not found; pass --config PATH (the repository's config.toml is an example)",
+            path.display()
+        );
+    }
+    Config::load(path)
+}
+
+/// The bundle directory from `--bundle`, or the newest in the artifacts directory.
+fn bundle_dir(flag: Option<PathBuf>, config: &Config) -> Result<PathBuf> {
+    let root = flag.unwrap_or_else(|| config.artifacts.dir.clone());
+    crate::bundle::resolve(&root)
+}
+
+/// Print `value` as one line of JSON on stdout.
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).context("writing JSON to stdout")?;
+    writeln!(out).context("writing to stdout")
+}

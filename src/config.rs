@@ -1,0 +1,216 @@
+//! `config.toml`: every setting of a run in one validated value.
+//!
+//! Paths in the file are relative to the file's own directory, so a config works
+//! from wherever `recsys` is started. Unknown keys are errors: a typo should not
+//! silently fall back to a default.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{BadRows, Cutoff, Protocol};
+use crate::models::{AlsConfig, HistoryConfig, PopularConfig};
+
+/// A whole run's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Input files.
+    pub data: DataConfig,
+    /// The hold-out.
+    pub split: SplitConfig,
+    /// Model settings.
+    pub models: ModelsConfig,
+    /// Evaluation settings.
+    pub eval: EvalConfig,
+    /// Where bundles go.
+    pub artifacts: ArtifactsConfig,
+}
+
+/// `[data]`: the input files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Event file, CSV or Parquet.
+    pub events: PathBuf,
+    /// Optional item-features file.
+    pub item_features: Option<PathBuf>,
+    /// What to do with unusable rows: `error` (default) or `skip`.
+    pub bad_rows: BadRows,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            events: PathBuf::from("data/events.csv"),
+            item_features: None,
+            bad_rows: BadRows::Error,
+        }
+    }
+}
+
+/// `[split]`: where the test window starts and what counts as relevant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitConfig {
+    /// Test window starts at this `YYYY-MM-DD` (UTC).
+    pub cutoff: Option<String>,
+    /// Or: the test window is the last N days.
+    pub test_days: Option<u32>,
+    /// `strict` (default) or `reference`.
+    pub protocol: Protocol,
+}
+
+impl SplitConfig {
+    /// The cutoff rule, preferring an explicit date.
+    pub fn cutoff_rule(&self) -> Result<Cutoff> {
+        match (&self.cutoff, self.test_days) {
+            (Some(_), Some(_)) => {
+                bail!("[split] sets both `cutoff` and `test_days`; keep one")
+            }
+            (Some(date), None) => Ok(Cutoff::Date(date.clone())),
+            (None, Some(0)) => bail!("[split] `test_days` must be at least 1"),
+            (None, Some(days)) => Ok(Cutoff::LastDays(days)),
+            (None, None) => Ok(Cutoff::LastDays(14)),
+        }
+    }
+}
+
+/// `[models]`: which models to train and their settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Models to train, by name (`popular`, `history`, `als`).
+    pub enabled: Vec<String>,
+    /// Remove items the user already interacted with from recommendations.
+    pub exclude_seen: bool,
+    /// `[models.popular]`.
+    pub popular: PopularConfig,
+    /// `[models.history]`.
+    pub history: HistoryConfig,
+    /// `[models.als]`.
+    pub als: AlsConfig,
+}
+
+/// Names of the models recsys can train.
+pub const MODEL_NAMES: [&str; 3] = ["popular", "history", "als"];
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            enabled: MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
+            exclude_seen: false,
+            popular: PopularConfig::default(),
+            history: HistoryConfig::default(),
+            als: AlsConfig::default(),
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// Whether model `name` is to be trained.
+    pub fn is_enabled(&self, name: &str) -> bool {
+        self.enabled.iter().any(|n| n == name)
+    }
+}
+
+/// `[eval]`: evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Length of the evaluated lists.
+    pub k: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig { k: 10 }
+    }
+}
+
+/// `[artifacts]`: where model bundles are written and found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArtifactsConfig {
+    /// Directory of bundles, one sub-directory per training run.
+    pub dir: PathBuf,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        ArtifactsConfig {
+            dir: PathBuf::from("artifacts"),
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate `path`; relative paths inside become relative to its directory.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.data.events = base.join(&config.data.events);
+        config.data.item_features = config.data.item_features.map(|p| base.join(p));
+        config.artifacts.dir = base.join(&config.artifacts.dir);
+        config
+            .validate()
+            .with_context(|| format!("checking config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Reject settings that cannot work, naming the key.
+    pub fn validate(&self) -> Result<()> {
+        self.split.cutoff_rule()?;
+        for name in &self.models.enabled {
+            if !MODEL_NAMES.contains(&name.as_str()) {
+                bail!(
+                    "[models] enabled lists unknown model `{name}` (known: {})",
+                    MODEL_NAMES.join(", ")
+                );
+            }
+        }
+        if self.models.enabled.is_empty() {
+            bail!(
+                "[models] enabled is empty; enable at least one of {}",
+                MODEL_NAMES.join(", ")
+            );
+        }
+        if self.eval.k == 0 {
+            bail!("[eval] k must be at least 1");
+        }
+        if self.models.history.half_life_days <= 0.0 {
+            bail!("[models.history] half_life_days must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_follow_the_config_file_and_typos_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[data]\nevents = \"e.csv\"\n[split]\ncutoff = \"2015-09-01\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.data.events, dir.path().join("e.csv"));
+        assert_eq!(c.artifacts.dir, dir.path().join("artifacts"));
+
+        std::fs::write(&path, "[models.als]\nfactorz = 3\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("factorz"), "{err}");
+
+        std::fs::write(&path, "[split]\ncutoff = \"2015-09-01\"\ntest_days = 3\n").unwrap();
+        assert!(Config::load(&path).is_err());
+    }
+}

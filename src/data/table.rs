@@ -1,0 +1,204 @@
+//! Reading a CSV or Parquet file into typed columns, with row-precise errors.
+//!
+//! polars does the parsing (fast, multi-threaded). CSV is read with every column
+//! as text and then cast, so that a value polars cannot convert is found again
+//! and reported with its line number and column instead of a generic parse error.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::error::DataError;
+
+/// The on-disk formats recsys reads, chosen by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated text with a header line.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl Format {
+    /// The format of `path`, from its extension.
+    pub fn of(path: &Path) -> Result<Format, DataError> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("csv") => Ok(Format::Csv),
+            Some("parquet") | Some("pq") => Ok(Format::Parquet),
+            _ => Err(DataError::UnsupportedFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// A data file loaded into memory, ready to hand out validated columns.
+pub struct Table {
+    path: PathBuf,
+    format: Format,
+    frame: DataFrame,
+}
+
+/// A bad cell found while converting a column: its 0-based record index and why.
+#[derive(Debug, Clone)]
+pub struct BadCell {
+    /// 0-based record index (not counting a header).
+    pub record: usize,
+    /// Human-readable problem, quoting the value.
+    pub problem: String,
+}
+
+impl Table {
+    /// Read `path` (CSV or Parquet by extension), checking it exists, parses,
+    /// has the `required` columns and at least one row.
+    pub fn read(path: &Path, required: &[&str]) -> Result<Table, DataError> {
+        let format = Format::of(path)?;
+        if !path.is_file() {
+            return Err(DataError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        let malformed = |e: PolarsError| DataError::Malformed {
+            path: path.to_path_buf(),
+            format: match format {
+                Format::Csv => "CSV",
+                Format::Parquet => "Parquet",
+            },
+            detail: e.to_string(),
+        };
+        let frame = match format {
+            Format::Csv => CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(malformed)?,
+            Format::Parquet => {
+                let file = std::fs::File::open(path).map_err(|e| DataError::Malformed {
+                    path: path.to_path_buf(),
+                    format: "Parquet",
+                    detail: e.to_string(),
+                })?;
+                ParquetReader::new(file).finish().map_err(malformed)?
+            }
+        };
+        let table = Table {
+            path: path.to_path_buf(),
+            format,
+            frame,
+        };
+        for column in required {
+            table.column(column)?;
+        }
+        if table.frame.height() == 0 {
+            return Err(DataError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(table)
+    }
+
+    /// The file this table came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of records.
+    pub fn height(&self) -> usize {
+        self.frame.height()
+    }
+
+    /// True when the file has a column called `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.frame.column(name).is_ok()
+    }
+
+    fn column(&self, name: &str) -> Result<&Column, DataError> {
+        self.frame
+            .column(name)
+            .map_err(|_| DataError::MissingColumn {
+                path: self.path.clone(),
+                column: name.to_string(),
+                found: self
+                    .frame
+                    .get_column_names()
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Where record `record` (0-based) sits in the file, as a user would look for it.
+    pub fn location(&self, record: usize) -> String {
+        match self.format {
+            Format::Csv => format!("line {}", record + 2),
+            Format::Parquet => format!("row {}", record + 1),
+        }
+    }
+
+    /// The error for a bad cell of column `column`.
+    pub fn bad_value(&self, column: &str, cell: &BadCell) -> DataError {
+        DataError::BadValue {
+            path: self.path.clone(),
+            location: self.location(cell.record),
+            column: column.to_string(),
+            problem: cell.problem.clone(),
+        }
+    }
+
+    /// Column `name` as 64-bit integers. Empty cells are `None`; cells that are
+    /// present but not integers are returned in the second vector (record order).
+    pub fn int_column(&self, name: &str) -> Result<(Vec<Option<i64>>, Vec<BadCell>), DataError> {
+        let column = self.column(name)?.as_materialized_series();
+        let cast = column
+            .cast(&DataType::Int64)
+            .map_err(|e| self.cast_error(name, column.dtype(), e))?;
+        let ints = cast.i64().expect("cast to Int64 gives Int64");
+        let values: Vec<Option<i64>> = ints.iter().collect();
+        let mut bad = Vec::new();
+        if ints.null_count() > column.null_count() {
+            // Some present values did not convert: find them, with their text.
+            let text = column.cast(&DataType::String).ok();
+            let text = text.as_ref().and_then(|t| t.str().ok());
+            for (record, (orig_null, value)) in
+                column.is_null().iter().zip(values.iter()).enumerate()
+            {
+                if orig_null == Some(false) && value.is_none() {
+                    let shown = text
+                        .and_then(|t| t.get(record))
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    bad.push(BadCell {
+                        record,
+                        problem: format!("`{shown}` is not an integer"),
+                    });
+                }
+            }
+        }
+        Ok((values, bad))
+    }
+
+    /// Column `name` as text (Parquet integer or categorical columns are rendered).
+    pub fn text_column(&self, name: &str) -> Result<StringChunked, DataError> {
+        let column = self.column(name)?.as_materialized_series();
+        let text = column
+            .cast(&DataType::String)
+            .map_err(|e| self.cast_error(name, column.dtype(), e))?;
+        Ok(text.str().expect("cast to String gives String").clone())
+    }
+
+    fn cast_error(&self, name: &str, dtype: &DataType, e: PolarsError) -> DataError {
+        DataError::BadValue {
+            path: self.path.clone(),
+            location: "every row".to_string(),
+            column: name.to_string(),
+            problem: format!("values of type {dtype} cannot be read ({e})"),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! recsys: an e-commerce recommender, from raw shopper events to ranked items.
+//!
+//! The library is organised by concern; `src/main.rs` is a thin shell around
+//! [`cli`].
+//!
+//! * [`data`] — loading and validating events, the time split, id maps, the
+//!   interaction matrix, synthetic data;
+//! * [`models`] — the recommenders (`popular`, `history`, `als`) behind one trait;
+//! * [`eval`] — ranking metrics and the evaluation report;
+//! * [`train`] — the training side, from config to [`bundle`];
+//! * [`bundle`] — versioned model bundles on disk;
+//! * [`config`] — `config.toml`;
+//! * [`cli`] — the `recsys` commands.
+#![deny(missing_docs)]
+
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod fsio;
+pub mod models;
+pub mod progress;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,242 @@
+//! ALS-specific checks: the CG solve against an exact reference, the loss, the
+//! planted structure and similar items.
+
+use super::*;
+use crate::data::interaction_matrix;
+use crate::models::tests::checkerboard;
+
+/// Exact solve of the same row system in f64 by Gaussian elimination: slow,
+/// obviously correct, the yardstick for the CG solver.
+fn exact_row(fixed: &Factors, items: &[usize], weights: &[f32], cfg: &AlsConfig) -> Vec<f64> {
+    let f = fixed.dim;
+    let mut a = vec![0.0f64; f * f];
+    let mut b = vec![0.0f64; f];
+    for r in 0..fixed.rows {
+        let y = fixed.row(r);
+        for i in 0..f {
+            for j in 0..f {
+                a[i * f + j] += f64::from(y[i]) * f64::from(y[j]);
+            }
+        }
+    }
+    for d in 0..f {
+        a[d * f + d] += f64::from(cfg.regularization);
+    }
+    for (&it, &w) in items.iter().zip(weights) {
+        let y = fixed.row(it);
+        let c = 1.0 + f64::from(cfg.alpha) * f64::from(w);
+        for i in 0..f {
+            b[i] += c * f64::from(y[i]);
+            for j in 0..f {
+                a[i * f + j] += (c - 1.0) * f64::from(y[i]) * f64::from(y[j]);
+            }
+        }
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..f {
+        let pivot = (col..f)
+            .max_by(|&p, &q| a[p * f + col].abs().total_cmp(&a[q * f + col].abs()))
+            .unwrap();
+        for k in 0..f {
+            a.swap(col * f + k, pivot * f + k);
+        }
+        b.swap(col, pivot);
+        for row in col + 1..f {
+            let m = a[row * f + col] / a[col * f + col];
+            for k in col..f {
+                a[row * f + k] -= m * a[col * f + k];
+            }
+            b[row] -= m * b[col];
+        }
+    }
+    let mut x = vec![0.0f64; f];
+    for row in (0..f).rev() {
+        let s: f64 = (row + 1..f).map(|k| a[row * f + k] * x[k]).sum();
+        x[row] = (b[row] - s) / a[row * f + row];
+    }
+    x
+}
+
+#[test]
+fn conjugate_gradient_converges_to_the_exact_solution() {
+    let cfg = AlsConfig {
+        factors: 6,
+        cg_steps: 6, // CG is exact in `factors` steps on a well-conditioned system
+        regularization: 0.5,
+        alpha: 3.0,
+        ..AlsConfig::default()
+    };
+    let fixed = random_factors(30, 6, 9, 1);
+    let fixed = Factors {
+        data: fixed.data.iter().map(|v| v * 100.0).collect(),
+        ..fixed
+    };
+    let items = [1usize, 4, 7, 20];
+    let weights = [1.0f32, 2.0, 5.0, 1.0];
+    let mut single = AlsConfig { ..cfg.clone() };
+    single.cg_steps = 6;
+    let mut x = vec![0.0f32; 6];
+    let mut a_base = fixed.gram();
+    for d in 0..6 {
+        a_base[d * 6 + d] += cfg.regularization;
+    }
+    let mut scratch = vec![0.0; 18];
+    solve_row::<false>(
+        &mut x,
+        &a_base,
+        &fixed,
+        (&items, &weights),
+        &single,
+        &mut scratch,
+    );
+    let exact = exact_row(&fixed, &items, &weights, &cfg);
+    for (got, want) in x.iter().zip(&exact) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()),
+            "{got} vs {want}"
+        );
+    }
+}
+
+#[test]
+fn loss_falls_over_iterations() {
+    let train = checkerboard();
+    let cfg = AlsConfig {
+        factors: 4,
+        regularization: 0.1,
+        alpha: 2.0,
+        ..AlsConfig::default()
+    };
+    let m = interaction_matrix(&train, &cfg.weights);
+    let mut trainer = AlsTrainer::new(&m, &cfg).unwrap();
+    let mut losses = vec![trainer.loss()];
+    for _ in 0..5 {
+        trainer.iterate().unwrap();
+        losses.push(trainer.loss());
+    }
+    assert!(losses.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{losses:?}");
+    assert!(losses[5] < losses[0] * 0.5, "{losses:?}");
+}
+
+#[test]
+fn recovers_the_planted_groups() {
+    let train = checkerboard();
+    let cfg = AlsConfig {
+        factors: 4,
+        iterations: 15,
+        regularization: 0.1,
+        alpha: 2.0,
+        ..AlsConfig::default()
+    };
+    let m = interaction_matrix(&train, &cfg.weights);
+    let als = Als::fit(&m, &cfg, |_, _| {}).unwrap();
+    let mut hits = 0;
+    for raw_user in 0..40i64 {
+        let u = train.users.get(raw_user).unwrap();
+        let held_out = train.items.get(raw_user % 10).unwrap();
+        let seen: Vec<u32> = {
+            let mut s: Vec<u32> = train.user_events(u).map(|e| train.item[e]).collect();
+            s.sort_unstable();
+            s
+        };
+        let top = crate::models::exclude_seen(als.recommend(Some(u), 10), &seen, 1);
+        hits += usize::from(top.first().map(|t| t.0) == Some(held_out));
+    }
+    assert!(hits >= 38, "held-out item ranked first for {hits}/40 users");
+}
+
+#[test]
+fn similar_items_stay_within_the_group() {
+    let train = checkerboard();
+    let cfg = AlsConfig {
+        factors: 2,
+        regularization: 0.1,
+        alpha: 2.0,
+        ..AlsConfig::default()
+    };
+    let m = interaction_matrix(&train, &cfg.weights);
+    let als = Als::fit(&m, &cfg, |_, _| {}).unwrap();
+    for raw in 0..10i64 {
+        let item = train.items.get(raw).unwrap();
+        let similar = als.similar_items(item, 4);
+        assert_eq!(similar.len(), 4);
+        assert!(similar.iter().all(|s| s.0 != item));
+        for (other, _) in similar {
+            assert_eq!(
+                train.items.raw(other) % 2,
+                raw % 2,
+                "item {raw} paired across groups: {:?}",
+                als.similar_items(item, 9)
+                    .iter()
+                    .map(|s| (train.items.raw(s.0), s.1))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn rejects_settings_that_cannot_work() {
+    let m = interaction_matrix(&checkerboard(), &EventWeights::default());
+    for cfg in [
+        AlsConfig {
+            factors: 0,
+            ..AlsConfig::default()
+        },
+        AlsConfig {
+            cg_steps: 0,
+            ..AlsConfig::default()
+        },
+        AlsConfig {
+            alpha: -1.0,
+            ..AlsConfig::default()
+        },
+    ] {
+        assert!(matches!(
+            AlsTrainer::new(&m, &cfg),
+            Err(AlsError::InvalidConfig(_))
+        ));
+    }
+}
+
+#[test]
+fn the_simd_path_agrees_with_the_portable_path() {
+    let cfg = AlsConfig {
+        factors: 16,
+        ..AlsConfig::default()
+    };
+    let fixed = random_factors(50, 16, 3, 1);
+    let mut a_base = fixed.gram();
+    for d in 0..16 {
+        a_base[d * 16 + d] += cfg.regularization;
+    }
+    let items = [0usize, 5, 9, 33];
+    let weights = [1.0f32, 5.0, 1.0, 10.0];
+    let mut plain = vec![0.001f32; 16];
+    let mut fused = plain.clone();
+    let mut scratch = vec![0.0; 48];
+    solve_row::<false>(
+        &mut plain,
+        &a_base,
+        &fixed,
+        (&items, &weights),
+        &cfg,
+        &mut scratch,
+    );
+    if simd_fma_available() {
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            solve_row_avx2(
+                &mut fused,
+                &a_base,
+                &fixed,
+                (&items, &weights),
+                &cfg,
+                &mut scratch,
+            )
+        };
+        for (p, q) in plain.iter().zip(&fused) {
+            assert!((p - q).abs() <= 1e-3 * (1.0 + p.abs()), "{p} vs {q}");
+        }
+    }
+}

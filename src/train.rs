@@ -1,0 +1,166 @@
+//! The training side: from a config to a bundle.
+//!
+//! [`prepare`] loads and validates the events, resolves the cutoff and splits;
+//! [`fit`] trains every enabled model on the training part and assembles the
+//! [`Bundle`]. The CLI adds printing around these; tests and benchmarks call
+//! them directly.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::bundle::{fingerprint, Bundle, DataSummary, Manifest, FORMAT_VERSION};
+use crate::config::Config;
+use crate::data::{
+    interaction_matrix, load_events, load_item_features, split, Cutoff, ItemFeatures, LoadedEvents,
+    Protocol, Split, TrainSet,
+};
+use crate::models::{Als, History, Popular};
+use crate::progress;
+
+/// Loaded, validated and split data, ready to train on.
+pub struct Prepared {
+    /// The event file.
+    pub events_path: PathBuf,
+    /// The events as loaded, with what loading did.
+    pub loaded: LoadedEvents,
+    /// Item features, if configured.
+    pub item_features: Option<ItemFeatures>,
+    /// The hold-out.
+    pub split: Split,
+    /// The training part, indexed.
+    pub train: TrainSet,
+}
+
+/// Load `config`'s data (or `events` instead) and split it at `cutoff` under `protocol`.
+pub fn prepare(
+    config: &Config,
+    events: Option<PathBuf>,
+    cutoff: &Cutoff,
+    protocol: Protocol,
+) -> Result<Prepared> {
+    let events_path = events.unwrap_or_else(|| config.data.events.clone());
+    let spin = progress::spinner(&format!("loading {}", events_path.display()));
+    let loaded = load_events(&events_path, config.data.bad_rows)
+        .with_context(|| format!("loading events from {}", events_path.display()));
+    spin.finish_and_clear();
+    let loaded = loaded?;
+    let item_features = match &config.data.item_features {
+        Some(path) => Some(
+            load_item_features(path)
+                .with_context(|| format!("loading item features from {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let cutoff_ms = cutoff
+        .resolve(&loaded.log)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("splitting {}", events_path.display()))?;
+    let split = split(&loaded.log, cutoff_ms, protocol);
+    let train = TrainSet::new(&split.train, cutoff_ms);
+    Ok(Prepared {
+        events_path,
+        loaded,
+        item_features,
+        split,
+        train,
+    })
+}
+
+/// A fingerprint of every loaded event, to recognise the data a bundle came from.
+pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
+    let log = &loaded.log;
+    fingerprint((0..log.len()).flat_map(|i| {
+        [
+            log.timestamp_ms[i] as u64,
+            log.visitor[i] as u64,
+            log.item[i] as u64,
+            log.kind[i] as u64,
+        ]
+    }))
+}
+
+/// Train every enabled model on `prepared` and assemble the bundle (not yet saved).
+pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
+    let train = &prepared.train;
+    anyhow::ensure!(
+        !train.is_empty(),
+        "no training events before the cutoff; choose a later cutoff"
+    );
+    let models = &config.models;
+    let mut facts = serde_json::Map::new();
+
+    let popular = models.is_enabled("popular").then(|| {
+        let t = Instant::now();
+        let m = Popular::fit(train, &models.popular);
+        facts.insert(
+            "popular".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "items": m.ranked.len()}),
+        );
+        m
+    });
+    let history = models.is_enabled("history").then(|| {
+        let t = Instant::now();
+        let m = History::fit(train, &models.history);
+        facts.insert(
+            "history".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "entries": m.items.len()}),
+        );
+        m
+    });
+    let als = if models.is_enabled("als") {
+        let t = Instant::now();
+        let matrix = interaction_matrix(train, &models.als.weights);
+        let bar = progress::bar(models.als.iterations as u64, "als");
+        let model = Als::fit(&matrix, &models.als, |_, _| bar.inc(1)).context("training als");
+        bar.finish_and_clear();
+        let model = model?;
+        facts.insert(
+            "als".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "nnz": matrix.nnz(), "factors": models.als.factors}),
+        );
+        Some(model)
+    } else {
+        None
+    };
+
+    let now = chrono::Utc::now();
+    let data_fp = data_fingerprint(&prepared.loaded);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: format!("{}-{}", now.format("%Y%m%dT%H%M%S%.3fZ"), &data_fp[..8]).replace('.', ""),
+        created_at: now.to_rfc3339(),
+        recsys_version: env!("CARGO_PKG_VERSION").to_string(),
+        cutoff_ms: prepared.split.cutoff_ms,
+        protocol: prepared.split.protocol,
+        data: DataSummary {
+            events_path: prepared.events_path.display().to_string(),
+            fingerprint: data_fp,
+            events: prepared.loaded.log.len(),
+            train_events: train.len(),
+            users: train.users.len(),
+            items: train.items.len(),
+        },
+        models: [
+            popular.as_ref().map(|_| "popular"),
+            history.as_ref().map(|_| "history"),
+            als.as_ref().map(|_| "als"),
+        ]
+        .into_iter()
+        .flatten()
+        .map(String::from)
+        .collect(),
+        training: serde_json::Value::Object(facts),
+        config: config.clone(),
+    };
+    Ok(Bundle {
+        manifest,
+        users: train.users.clone(),
+        items: train.items.clone(),
+        popular,
+        history,
+        als,
+    })
+}

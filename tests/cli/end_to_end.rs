@@ -1,0 +1,199 @@
+//! The main job on the embedded data: train, evaluate, recommend.
+
+use serde_json::Value;
+
+use super::*;
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(ok(out).trim()).expect("stdout is one JSON object")
+}
+
+const MODELS: [&str; 3] = ["popular", "history", "als"];
+const METRICS: [&str; 6] = ["precision", "recall", "ndcg", "map", "hit_rate", "coverage"];
+
+#[test]
+fn train_then_evaluate_gives_the_json_contract_and_beats_random() {
+    let s = Scratch::default_data();
+    ok(&s.run(&["train"]));
+    assert_eq!(s.bundles().len(), 1);
+    let report = json(&s.run(&["evaluate", "--k", "10", "--json"]));
+    assert_eq!(report["k"], 10);
+    assert_eq!(report["protocol"], "strict");
+    let users = report["users"].as_u64().unwrap();
+    assert!(users > 20, "{report}");
+    let n_items = {
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(s.bundles()[0].join("manifest.json")).unwrap())
+                .unwrap();
+        manifest["data"]["items"].as_f64().unwrap()
+    };
+    // A random list of 10 from the catalogue finds each relevant item with
+    // probability 10 / items, which bounds a random recommender's recall.
+    let random_recall = 10.0 / n_items;
+    for model in MODELS {
+        let m = &report["models"][model];
+        for metric in METRICS {
+            let v = m[metric]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{model}.{metric} missing: {report}"));
+            assert!((0.0..=1.0).contains(&v), "{model}.{metric} = {v}");
+        }
+        let recall = m["recall"].as_f64().unwrap();
+        assert!(
+            recall > 2.0 * random_recall,
+            "{model} recall {recall} vs random {random_recall}"
+        );
+    }
+    let warm = report["segments"]["warm"]["users"].as_u64().unwrap();
+    let cold = report["segments"]["cold"]["users"].as_u64().unwrap();
+    assert_eq!(warm + cold, users);
+}
+
+#[test]
+fn table_output_lists_every_model_and_segment() {
+    let s = Scratch::default_data();
+    let out = ok(&s.run(&["train", "--evaluate"]));
+    for needle in [
+        "all users",
+        "warm users",
+        "precision@10",
+        "recall@10",
+        "popular",
+        "history",
+        "als",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing from:\n{out}");
+    }
+}
+
+#[test]
+fn reference_protocol_needs_a_reference_bundle() {
+    let s = Scratch::default_data();
+    ok(&s.run(&["train"]));
+    let err = failed(&s.run(&["evaluate", "--protocol", "reference"]));
+    assert!(err.contains("train with --protocol reference"), "{err}");
+    ok(&s.run(&["train", "--protocol", "reference"]));
+    let report = json(&s.run(&["evaluate", "--json"]));
+    assert_eq!(report["protocol"], "reference");
+    assert_eq!(
+        report["segments"]["cold"]["users"], 0,
+        "reference evaluates warm users only"
+    );
+    assert!(report["models"]["als"]["precision"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn newest_bundle_wins_and_an_explicit_bundle_is_honoured() {
+    let s = Scratch::default_data();
+    ok(&s.run(&["train"]));
+    ok(&s.run(&["train", "--cutoff", "2015-08-15"]));
+    let bundles = s.bundles();
+    assert_eq!(bundles.len(), 2);
+    let newest = json(&s.run(&["evaluate", "--json"]));
+    assert_eq!(newest["cutoff"], "2015-08-15");
+    let first = bundles[0].display().to_string();
+    let older = json(&s.run(&["evaluate", "--json", "--bundle", &first]));
+    assert_eq!(older["cutoff"], "2015-09-01");
+    let err = failed(&s.run(&["evaluate", "--bundle", &first, "--cutoff", "2015-08-01"]));
+    assert!(err.contains("overlap"), "{err}");
+}
+
+#[test]
+fn a_broken_bundle_is_reported_not_used() {
+    let s = Scratch::default_data();
+    ok(&s.run(&["train"]));
+    let bundle = s.bundles().pop().unwrap();
+    std::fs::write(bundle.join("als_item_factors.npy"), b"garbage").unwrap();
+    let err = failed(&s.run(&["evaluate"]));
+    assert!(err.contains("als_item_factors.npy"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let err = failed(&s.run(&["evaluate", "--bundle", &empty.path().display().to_string()]));
+    assert!(err.contains("run `recsys train` first"), "{err}");
+}
+
+#[test]
+fn recommend_for_known_and_unknown_users_and_items() {
+    let s = Scratch::default_data();
+    ok(&s.run(&["train"]));
+    // 1150086 is the extract's most active visitor before the cutoff.
+    let known = json(&s.run(&["recommend", "--user-id", "1150086", "--k", "5"]));
+    assert_eq!(known["known_user"], true, "{known}");
+    assert_eq!(known["model"], "als");
+    let recs = known["recommendations"].as_array().unwrap();
+    assert_eq!(recs.len(), 5);
+    assert!(recs
+        .iter()
+        .all(|r| r["source"] == "als" && r["item_id"].is_i64()));
+
+    let unknown = json(&s.run(&["recommend", "--user-id", "-1", "--k", "3"]));
+    assert_eq!(unknown["known_user"], false);
+    assert_eq!(unknown["fallback"], "popular");
+    assert_eq!(unknown["recommendations"].as_array().unwrap().len(), 3);
+
+    let history = json(&s.run(&[
+        "recommend",
+        "--user-id",
+        "1150086",
+        "--model",
+        "history",
+        "--k",
+        "50",
+    ]));
+    let list = history["recommendations"].as_array().unwrap();
+    assert_eq!(list.len(), 50, "filled up to k from popular: {history}");
+    assert_eq!(list[0]["source"], "history");
+    let mut ids: Vec<i64> = list
+        .iter()
+        .map(|r| r["item_id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 50, "no item twice");
+    let err = failed(&s.run(&["recommend", "--user-id", "1", "--model", "magic"]));
+    assert!(err.contains("no model `magic`"), "{err}");
+
+    let item = known["recommendations"][0]["item_id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let similar = json(&s.run(&["recommend", "--item-id", &item, "--k", "4"]));
+    let list = similar["similar"].as_array().unwrap();
+    assert_eq!(list.len(), 4);
+    assert!(list.iter().all(|r| r["item_id"].to_string() != item));
+    let unknown_item = json(&s.run(&["recommend", "--item-id", "-5"]));
+    assert_eq!(unknown_item["fallback"], "popular");
+}
+
+#[test]
+fn generated_data_trains_and_evaluates_in_csv_and_parquet() {
+    let s = Scratch::default_data();
+    for format in ["csv", "parquet"] {
+        let out_dir = s.path(&format!("gen-{format}"));
+        let out = s.run(&[
+            "generate",
+            "--users",
+            "3000",
+            "--items",
+            "500",
+            "--events",
+            "60000",
+            "--seed",
+            "3",
+            "--format",
+            format,
+            "--out",
+            &out_dir.display().to_string(),
+        ]);
+        ok(&out);
+        let events = out_dir.join(format!("events.{format}"));
+        assert!(events.is_file());
+        let events = events.display().to_string();
+        ok(&s.run(&["train", "--events", &events, "--cutoff", "2015-09-01"]));
+        let report = json(&s.run(&["evaluate", "--json", "--events", &events]));
+        assert!(report["users"].as_u64().unwrap() > 10, "{report}");
+        assert!(
+            report["models"]["history"]["recall"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    }
+}

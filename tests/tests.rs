@@ -1,0 +1,3 @@
+//! End-to-end tests of the `recsys` binary: one test binary, a module per area.
+
+mod cli;
