@@ -271,6 +271,13 @@ def summary(a):
     print(f"  OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE in the python process: {blas.get('env')}")
     print(f"threads: ours {r_ours['load']['threads']} (rayon), implicit {r_imp['load']['threads']} (OpenMP)")
 
+    if a.foreign_cpu and os.path.exists(a.foreign_cpu):
+        print("CPU taken by other processes while each side ran (0 = clean run):")
+        with open(a.foreign_cpu) as f:
+            next(f)
+            for line in f:
+                phase, wall, other = line.rstrip("\n").split("\t")
+                print(f"  {phase:<17} {float(other):6.1f} core-seconds over {float(wall):6.1f} s wall")
     for name, o, t in (("random", r_ours, r_imp), ("planted", p_ours, p_imp)):
         ld = o["load"]
         print(f"{name}: {ld['users']} users x {ld['items']} items, {ld['nnz']} non-zeros")
@@ -320,6 +327,7 @@ def main():
     s = sub.add_parser("summary")
     for name in ("random-ours", "random-implicit", "planted-ours", "planted-implicit"):
         s.add_argument(f"--{name}", required=True)
+    s.add_argument("--foreign-cpu", help="TSV: phase, wall seconds, other processes' core-seconds")
     a = p.parse_args()
     train(a) if a.command == "train" else summary(a)
 

@@ -68,8 +68,42 @@ py "$here/make_matrix.py" random "$data/random" --seed "$seed" >&2
 py "$here/make_matrix.py" planted "$data/planted" --seed "$seed" >&2
 
 # Other work on a 2-core machine skews every number below; say so.
+cpu_busy() { # percent of all cores busy over one second
+    local a b
+    read -r -a a < /proc/stat
+    sleep 1
+    read -r -a b < /proc/stat
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    local idle=$((b[4] + b[5] - a[4] - a[5]))
+    echo $((100 * (total - idle) / (total > 0 ? total : 1)))
+}
+busy="$(cpu_busy)"
 read -r load1 _ < /proc/loadavg
-log "load average before timing: $load1 (OPENBLAS_CORETYPE here: ${OPENBLAS_CORETYPE:-unset})"
+log "before timing: ${busy}% CPU busy over 1 s, load average $load1 (OPENBLAS_CORETYPE here: ${OPENBLAS_CORETYPE:-unset})"
+if [ "$busy" -gt 10 ]; then
+    log "WARNING: other processes are using the CPU; the timings below are skewed"
+fi
+
+# CPU used by *other* processes during each timed phase: all cores' busy time
+# (/proc/stat) minus what this script's children used (/proc/$$/stat cutime +
+# cstime, which counts every waited-for descendant). Both are in USER_HZ ticks.
+foreign="$data/out/foreign_cpu.tsv"
+printf 'phase\twall_seconds\tother_core_seconds\n' > "$foreign"
+ticks_busy() { local a; read -r -a a < /proc/stat; echo $((a[1] + a[2] + a[3] + a[6] + a[7] + a[8])); }
+ticks_children() { local f; read -r -a f < "/proc/$$/stat"; echo $((f[15] + f[16])); }
+hz="$(getconf CLK_TCK)"
+phase() { # name command...
+    local name="$1" b0 c0 t0 b1 c1 t1
+    shift
+    b0="$(ticks_busy)"; c0="$(ticks_children)"; t0="$(date +%s.%N)"
+    "$@"
+    b1="$(ticks_busy)"; c1="$(ticks_children)"; t1="$(date +%s.%N)"
+    local other=$(( (b1 - b0) - (c1 - c0) ))
+    awk -v n="$name" -v t0="$t0" -v t1="$t1" -v o="$other" -v hz="$hz" \
+        'BEGIN { o = o / hz; if (o < 0) o = 0; printf "%s\t%.1f\t%.1f\n", n, t1 - t0, o }' >> "$foreign"
+    log "$(tail -n 1 "$foreign" | awk -F'\t' '{ printf "%s: %.1f s wall, other processes used %.1f core-seconds", $1, $2, $3 }')"
+}
 
 ours() { # matrix-folder factors out.jsonl [extra args]
     local m="$1" f="$2" out="$3"
@@ -89,21 +123,24 @@ theirs() { # matrix-folder factors out.jsonl [extra args]
 
 # 4. timing on the random matrix
 log "random matrix: ours"
-ours "$data/random" "$factors" "$data/out/random_ours.jsonl"
+phase random-ours ours "$data/random" "$factors" "$data/out/random_ours.jsonl" \
+    --save-factors "$data/out/random_ours_factors"
 log "random matrix: implicit"
-theirs "$data/random" "$factors" "$data/out/random_implicit.jsonl"
+phase random-implicit theirs "$data/random" "$factors" "$data/out/random_implicit.jsonl" \
+    --rust-factors "$data/out/random_ours_factors"
 
-# 5. quality on the planted matrix; implicit's side also scores our saved factors
-#    with its numpy loss and recall, so both are measured by one piece of code.
+# 5. quality on the planted matrix. On both matrices implicit's side also scores
+#    our saved factors with its numpy loss (and recall), so both are measured by
+#    one piece of code besides each library's own.
 log "planted matrix: ours"
-ours "$data/planted" "$planted_factors" "$data/out/planted_ours.jsonl" \
+phase planted-ours ours "$data/planted" "$planted_factors" "$data/out/planted_ours.jsonl" \
     --test "$data/planted/test.npy" --save-factors "$data/out/planted_ours_factors"
 log "planted matrix: implicit"
-theirs "$data/planted" "$planted_factors" "$data/out/planted_implicit.jsonl" \
+phase planted-implicit theirs "$data/planted" "$planted_factors" "$data/out/planted_implicit.jsonl" \
     --test --rust-factors "$data/out/planted_ours_factors"
 
 read -r load1 _ < /proc/loadavg
-log "load average after timing: $load1; raw JSON lines in $data/out"
+log "after timing: load average $load1 (ours and implicit add 2 while they run); raw JSON lines in $data/out"
 
 # 6. summary; its last line is `speedup X`
 echo "ALS: ours (recsys examples/als_bench) vs implicit 0.7.3 CPU CG;" \
@@ -111,4 +148,5 @@ echo "ALS: ours (recsys examples/als_bench) vs implicit 0.7.3 CPU CG;" \
     "iterations=$iterations, factors=$factors (random) / $planted_factors (planted), threads=$threads"
 py "$here/als_implicit.py" summary \
     --random-ours "$data/out/random_ours.jsonl" --random-implicit "$data/out/random_implicit.jsonl" \
-    --planted-ours "$data/out/planted_ours.jsonl" --planted-implicit "$data/out/planted_implicit.jsonl"
+    --planted-ours "$data/out/planted_ours.jsonl" --planted-implicit "$data/out/planted_implicit.jsonl" \
+    --foreign-cpu "$foreign"

@@ -81,7 +81,8 @@ impl Report {
             self.warm_users,
             self.cold_users
         );
-        let sections: [(&str, usize, fn(&ModelResult) -> &Metrics); 3] = [
+        type Pick = fn(&ModelResult) -> &Metrics;
+        let sections: [(&str, usize, Pick); 3] = [
             ("all users", self.users, |r| &r.all),
             ("warm users", self.warm_users, |r| &r.warm),
             ("cold users", self.cold_users, |r| &r.cold),

@@ -19,6 +19,10 @@
 //! previous `x_u` (Takács et al. 2011): only `YᵀY` (shared) and the user's own
 //! items are touched, so an iteration costs `O(nnz·f + rows·f²·steps)`.
 //!
+//! Rows with at most a handful of interactions — most shoppers — are instead
+//! solved exactly with the Woodbury identity, which is both cheaper and more
+//! accurate than CG for them (see [`solve_small_row`]).
+//!
 //! Rows are solved in parallel with rayon; each row's result depends only on the
 //! seed and the data, never on thread scheduling, so training is deterministic.
 //! The inner loops are compiled twice — portable, and with AVX2+FMA chosen at run
@@ -202,7 +206,8 @@ impl AlsTrainer {
                 "`cg_steps` must be at least 1".into(),
             ));
         }
-        if !(config.regularization >= 0.0) || !(config.alpha >= 0.0) {
+        let non_negative = |v: f32| v >= 0.0; // false for NaN too
+        if !non_negative(config.regularization) || !non_negative(config.alpha) {
             return Err(AlsError::InvalidConfig(
                 "`regularization` and `alpha` must be zero or positive".into(),
             ));
@@ -307,6 +312,7 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
     for d in 0..f {
         yty[d * f + d] += config.regularization;
     }
+    let exact = exact_solver(&yty, fixed, matrix);
     let fma = simd_fma_available();
     target
         .data
@@ -318,6 +324,12 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
             |scratch, (r, x)| {
                 let row = matrix.outer_view(r).expect("row in range");
                 let cells = (row.indices(), row.data());
+                if let Some(z) = &exact {
+                    if (1..=SMALL_ROW).contains(&cells.0.len()) {
+                        solve_small_row(x, fixed, z, cells, config.alpha);
+                        return;
+                    }
+                }
                 #[cfg(target_arch = "x86_64")]
                 if fma {
                     // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
@@ -328,6 +340,146 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
                 solve_row::<false>(x, &yty, fixed, cells, config, scratch);
             },
         );
+}
+
+/// Rows with at most this many interactions are solved exactly (see [`solve_small_row`]).
+const SMALL_ROW: usize = 8;
+
+/// `Z = Y B⁻¹` with `B = YᵀY + λI`, when the exact small-row solve pays for it:
+/// computing `Z` costs one `f × f` product per fixed row, so it is worth it only
+/// when the small rows are many (see the comment inside).
+fn exact_solver(b: &[f32], fixed: &Factors, matrix: &CsMat<f32>) -> Option<Factors> {
+    let small_cells: usize = matrix
+        .outer_iterator()
+        .map(|row| row.nnz())
+        .filter(|n| (1..=SMALL_ROW).contains(n))
+        .sum();
+    // Z costs one f × f product per fixed row; each small-row cell then saves
+    // about that much CG work, but reads Z at random (memory-bound), so ask for
+    // at least as many small-row cells as fixed rows.
+    if small_cells < fixed.rows {
+        return None;
+    }
+    let f = fixed.dim;
+    let b_inv = Factors {
+        rows: f,
+        dim: f,
+        data: invert_spd(b, f)?,
+    };
+    // B⁻¹ is symmetric, so row i of Y B⁻¹ is B⁻¹ y_i: score Y against B⁻¹'s rows.
+    let all: Vec<usize> = (0..fixed.rows).collect();
+    Some(Factors {
+        rows: fixed.rows,
+        dim: f,
+        data: fixed.scores_against(&all, &b_inv),
+    })
+}
+
+/// The inverse of a symmetric positive-definite `f × f` matrix, by Gauss–Jordan
+/// elimination in f64; `None` if it is numerically singular.
+fn invert_spd(a: &[f32], f: usize) -> Option<Vec<f32>> {
+    let mut m: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+    let mut inv = vec![0.0f64; f * f];
+    for d in 0..f {
+        inv[d * f + d] = 1.0;
+    }
+    for col in 0..f {
+        let pivot = (col..f).max_by(|&p, &q| m[p * f + col].abs().total_cmp(&m[q * f + col].abs()))?;
+        if m[pivot * f + col].abs() < 1e-12 {
+            return None;
+        }
+        for k in 0..f {
+            m.swap(col * f + k, pivot * f + k);
+            inv.swap(col * f + k, pivot * f + k);
+        }
+        let scale = 1.0 / m[col * f + col];
+        for k in 0..f {
+            m[col * f + k] *= scale;
+            inv[col * f + k] *= scale;
+        }
+        for row in 0..f {
+            if row != col {
+                let factor = m[row * f + col];
+                if factor != 0.0 {
+                    for k in 0..f {
+                        m[row * f + k] -= factor * m[col * f + k];
+                        inv[row * f + k] -= factor * inv[col * f + k];
+                    }
+                }
+            }
+        }
+    }
+    Some(inv.into_iter().map(|v| v as f32).collect())
+}
+
+/// Exact solve of a row with few interactions by the Woodbury identity.
+///
+/// With `B = YᵀY + λI`, `U = [y_i]`, `D = diag(α w_i)` and `c_i = 1 + α w_i`,
+/// the system is `(B + U D Uᵀ) x = U c`. Given `z_i = B⁻¹ y_i` (rows of `z`) and
+/// `G = Uᵀ B⁻¹ U` (`G_ij = y_i·z_j`):
+///
+/// ```text
+/// x = Σ c_i z_i − Σ t_j z_j,   where (I + D G) t = D G c
+/// ```
+///
+/// That is `O(n² f)` for `n` interactions instead of CG's `O(steps · f²)`, and
+/// exact rather than approximate. Most shoppers have one or two interactions.
+fn solve_small_row(x: &mut [f32], fixed: &Factors, z: &Factors, (items, weights): (&[usize], &[f32]), alpha: f32) {
+    let n = items.len();
+    debug_assert!(n <= SMALL_ROW);
+    let mut g = [0.0f64; SMALL_ROW * SMALL_ROW];
+    for i in 0..n {
+        for j in 0..n {
+            g[i * n + j] = f64::from(dot_kernel::<false>(fixed.row(items[i]), z.row(items[j])));
+        }
+    }
+    let mut d = [0.0f64; SMALL_ROW];
+    let mut c = [0.0f64; SMALL_ROW];
+    for (i, &w) in weights.iter().enumerate() {
+        d[i] = f64::from(alpha * w);
+        c[i] = 1.0 + d[i];
+    }
+    // M = I + D G, rhs = D G c.
+    let mut m = [0.0f64; SMALL_ROW * SMALL_ROW];
+    let mut t = [0.0f64; SMALL_ROW];
+    for i in 0..n {
+        let gc: f64 = (0..n).map(|j| g[i * n + j] * c[j]).sum();
+        t[i] = d[i] * gc;
+        for j in 0..n {
+            m[i * n + j] = d[i] * g[i * n + j] + if i == j { 1.0 } else { 0.0 };
+        }
+    }
+    solve_dense(&mut m[..n * n], &mut t[..n], n);
+    x.iter_mut().for_each(|v| *v = 0.0);
+    for i in 0..n {
+        axpy_kernel::<false>((c[i] - t[i]) as f32, z.row(items[i]), x);
+    }
+}
+
+/// Solve `m t = rhs` in place (`rhs` becomes `t`) by Gaussian elimination with
+/// partial pivoting; `m` is `n × n`, row-major. `I + D G` is well conditioned
+/// (D ≥ 0, G positive semi-definite), so no singularity check is needed.
+fn solve_dense(m: &mut [f64], rhs: &mut [f64], n: usize) {
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&p, &q| m[p * n + col].abs().total_cmp(&m[q * n + col].abs()))
+            .expect("non-empty range");
+        for k in 0..n {
+            m.swap(col * n + k, pivot * n + k);
+        }
+        rhs.swap(col, pivot);
+        for row in col + 1..n {
+            let factor = m[row * n + col] / m[col * n + col];
+            for k in col..n {
+                m[row * n + k] -= factor * m[col * n + k];
+            }
+            rhs[row] -= factor * rhs[col];
+        }
+    }
+    for row in (0..n).rev() {
+        let s: f64 = (row + 1..n).map(|k| m[row * n + k] * rhs[k]).sum();
+        rhs[row] = (rhs[row] - s) / m[row * n + row];
+    }
 }
 
 fn simd_fma_available() -> bool {
@@ -354,6 +506,29 @@ unsafe fn solve_row_avx2(
     solve_row::<true>(x, a_base, fixed, cells, config, scratch)
 }
 
+/// `out = A v` with `A = a_base + Σ α w_i y_i y_iᵀ`. A function, not a closure:
+/// closures do not inherit the caller's `target_feature`s, and `mul_add` outside
+/// an FMA-enabled function is a slow software call.
+#[inline(always)]
+fn apply_a<const FMA: bool>(
+    a_base: &[f32],
+    fixed: &Factors,
+    items: &[usize],
+    weights: &[f32],
+    alpha: f32,
+    v: &[f32],
+    out: &mut [f32],
+) {
+    let f = v.len();
+    for (d, o) in out.iter_mut().enumerate() {
+        *o = dot_kernel::<FMA>(&a_base[d * f..(d + 1) * f], v);
+    }
+    for (&i, &w) in items.iter().zip(weights) {
+        let y = fixed.row(i);
+        axpy_kernel::<FMA>(alpha * w * dot_kernel::<FMA>(y, v), y, out);
+    }
+}
+
 /// A few CG steps on `A x = b`, with `A = a_base + Σ α w_i y_i y_iᵀ`
 /// (`a_base = YᵀY + λI`) and `b = Σ (1 + α w_i) y_i`, warm-started from `x`.
 #[inline(always)]
@@ -375,19 +550,8 @@ fn solve_row<const FMA: bool>(
     let (p, ap) = rest.split_at_mut(f);
     let alpha = config.alpha;
 
-    // ap = A v
-    let apply = |v: &[f32], out: &mut [f32]| {
-        for (d, o) in out.iter_mut().enumerate() {
-            *o = dot_kernel::<FMA>(&a_base[d * f..(d + 1) * f], v);
-        }
-        for (&i, &w) in items.iter().zip(weights) {
-            let y = fixed.row(i);
-            axpy_kernel::<FMA>(alpha * w * dot_kernel::<FMA>(y, v), y, out);
-        }
-    };
-
     // r = b − A x
-    apply(x, ap);
+    apply_a::<FMA>(a_base, fixed, items, weights, alpha, x, ap);
     for (ri, ai) in r.iter_mut().zip(ap.iter()) {
         *ri = -ai;
     }
@@ -400,7 +564,7 @@ fn solve_row<const FMA: bool>(
         if rs_old < 1e-20 {
             break;
         }
-        apply(p, ap);
+        apply_a::<FMA>(a_base, fixed, items, weights, alpha, p, ap);
         let step = rs_old / dot_kernel::<FMA>(p, ap);
         axpy_kernel::<FMA>(step, p, x);
         axpy_kernel::<FMA>(-step, ap, r);

@@ -99,6 +99,40 @@ fn conjugate_gradient_converges_to_the_exact_solution() {
 }
 
 #[test]
+fn the_exact_small_row_solve_matches_the_reference() {
+    let cfg = AlsConfig {
+        factors: 6,
+        regularization: 0.5,
+        alpha: 3.0,
+        ..AlsConfig::default()
+    };
+    let fixed = random_factors(30, 6, 4, 1);
+    let fixed = Factors {
+        data: fixed.data.iter().map(|v| v * 100.0).collect(),
+        ..fixed
+    };
+    let mut b = fixed.gram();
+    for d in 0..6 {
+        b[d * 6 + d] += cfg.regularization;
+    }
+    let b_inv = Factors { rows: 6, dim: 6, data: invert_spd(&b, 6).unwrap() };
+    let all: Vec<usize> = (0..30).collect();
+    let z = Factors { rows: 30, dim: 6, data: fixed.scores_against(&all, &b_inv) };
+    for (items, weights) in [
+        (vec![3usize], vec![2.0f32]),
+        (vec![1, 4, 7, 20], vec![1.0, 2.0, 5.0, 1.0]),
+        (vec![0, 2, 5, 8, 11, 13, 17, 29], vec![1.0; 8]),
+    ] {
+        let mut x = vec![0.0f32; 6];
+        solve_small_row(&mut x, &fixed, &z, (&items, &weights), cfg.alpha);
+        let exact = exact_row(&fixed, &items, &weights, &cfg);
+        for (got, want) in x.iter().zip(&exact) {
+            assert!((f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()), "{got} vs {want}");
+        }
+    }
+}
+
+#[test]
 fn loss_falls_over_iterations() {
     let train = checkerboard();
     let cfg = AlsConfig {
