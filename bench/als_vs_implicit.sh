@@ -90,7 +90,7 @@ fi
 # cstime, which counts every waited-for descendant). Both are in USER_HZ ticks.
 foreign="$data/out/foreign_cpu.tsv"
 printf 'phase\twall_seconds\tother_core_seconds\n' > "$foreign"
-ticks_busy() { local a; read -r -a a < /proc/stat; echo $((a[1] + a[2] + a[3] + a[6] + a[7] + a[8])); }
+ticks_busy() { local a; read -r -a a < /proc/stat; echo $((a[1] + a[2] + a[3] + a[6] + a[7])); }
 ticks_children() { local f; read -r -a f < "/proc/$$/stat"; echo $((f[15] + f[16])); }
 hz="$(getconf CLK_TCK)"
 phase() { # name command...

@@ -212,12 +212,18 @@ pub fn generate(
             let path = out_dir.join("events.parquet");
             let mut frame: Option<DataFrame> = None;
             let tally = simulate(spec, &catalogue, &activity, &bar, |chunks, txn_bases| {
-                let round = round_frame(chunks, txn_bases, &catalogue)?;
-                match frame.as_mut() {
-                    Some(frame) => {
-                        frame.vstack_mut_owned(round)?;
+                let parts: Vec<DataFrame> = chunks
+                    .par_iter()
+                    .zip(txn_bases)
+                    .map(|(chunk, &base)| chunk_frame(chunk, base, &catalogue))
+                    .collect::<Result<_>>()?;
+                for part in parts {
+                    match frame.as_mut() {
+                        Some(frame) => {
+                            frame.vstack_mut_owned(part)?;
+                        }
+                        None => frame = Some(part),
                     }
-                    None => frame = Some(round),
                 }
                 Ok(())
             })?;
@@ -1393,28 +1399,22 @@ fn format_csv(chunk: &ChunkEvents, txn_base: u64, catalogue: &Catalogue) -> Vec<
     buf
 }
 
-/// The events of one round as a table, to be stacked under the previous
-/// rounds' for a Parquet file (building per round keeps only the final Arrow
-/// buffers alive, not a second copy of every column).
-fn round_frame(
-    chunks: &[ChunkEvents],
-    txn_bases: &[u64],
-    catalogue: &Catalogue,
-) -> Result<DataFrame> {
-    let n: usize = chunks.iter().map(|c| c.events.len()).sum();
+/// The events of one chunk as a table, to be stacked under the previous
+/// chunks' for a Parquet file (building chunk by chunk keeps only the final
+/// Arrow buffers alive, not a second copy of every column).
+fn chunk_frame(chunk: &ChunkEvents, txn_base: u64, catalogue: &Catalogue) -> Result<DataFrame> {
+    let n = chunk.events.len();
     let mut timestamp = Vec::with_capacity(n);
     let mut visitor = Vec::with_capacity(n);
     let mut event = Vec::with_capacity(n);
     let mut item = Vec::with_capacity(n);
     let mut transaction = Vec::with_capacity(n);
-    for (chunk, &base) in chunks.iter().zip(txn_bases) {
-        for e in &chunk.events {
-            timestamp.push(e.timestamp_ms);
-            visitor.push(e.visitor as i64);
-            event.push(e.kind.as_str());
-            item.push(catalogue.raw_id[e.item as usize] as i64);
-            transaction.push((e.txn != NO_TXN).then(|| (base + e.txn as u64) as i64));
-        }
+    for e in &chunk.events {
+        timestamp.push(e.timestamp_ms);
+        visitor.push(e.visitor as i64);
+        event.push(e.kind.as_str());
+        item.push(catalogue.raw_id[e.item as usize] as i64);
+        transaction.push((e.txn != NO_TXN).then(|| (txn_base + e.txn as u64) as i64));
     }
     let frame = DataFrame::new(
         n,

@@ -320,8 +320,8 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
         .with_min_len(256)
         .enumerate()
         .for_each_init(
-            || vec![0.0f32; 3 * f],
-            |scratch, (r, x)| {
+            || (vec![0.0f32; 3 * f], Vec::new()),
+            |(scratch, ys), (r, x)| {
                 let row = matrix.outer_view(r).expect("row in range");
                 let cells = (row.indices(), row.data());
                 if let Some(z) = &exact {
@@ -330,16 +330,27 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
                         return;
                     }
                 }
+                // CG reads the row's fixed vectors 2 × (steps + 1) times: gather
+                // them once into a contiguous buffer that stays in cache.
+                gather_rows(fixed, cells.0, ys);
                 #[cfg(target_arch = "x86_64")]
                 if fma {
                     // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-                    unsafe { solve_row_avx2(x, &yty, fixed, cells, config, scratch) };
+                    unsafe { solve_row_avx2(x, &yty, ys, cells.1, config, scratch) };
                     return;
                 }
                 let _ = fma;
-                solve_row::<false>(x, &yty, fixed, cells, config, scratch);
+                solve_row::<false>(x, &yty, ys, cells.1, config, scratch);
             },
         );
+}
+
+/// Copy rows `rows` of `table` one after another into `out`.
+fn gather_rows(table: &Factors, rows: &[usize], out: &mut Vec<f32>) {
+    out.clear();
+    for &r in rows {
+        out.extend_from_slice(table.row(r));
+    }
 }
 
 /// Rows with at most this many interactions are solved exactly (see [`solve_small_row`]).
@@ -384,7 +395,8 @@ fn invert_spd(a: &[f32], f: usize) -> Option<Vec<f32>> {
         inv[d * f + d] = 1.0;
     }
     for col in 0..f {
-        let pivot = (col..f).max_by(|&p, &q| m[p * f + col].abs().total_cmp(&m[q * f + col].abs()))?;
+        let pivot =
+            (col..f).max_by(|&p, &q| m[p * f + col].abs().total_cmp(&m[q * f + col].abs()))?;
         if m[pivot * f + col].abs() < 1e-12 {
             return None;
         }
@@ -424,7 +436,13 @@ fn invert_spd(a: &[f32], f: usize) -> Option<Vec<f32>> {
 ///
 /// That is `O(n² f)` for `n` interactions instead of CG's `O(steps · f²)`, and
 /// exact rather than approximate. Most shoppers have one or two interactions.
-fn solve_small_row(x: &mut [f32], fixed: &Factors, z: &Factors, (items, weights): (&[usize], &[f32]), alpha: f32) {
+fn solve_small_row(
+    x: &mut [f32],
+    fixed: &Factors,
+    z: &Factors,
+    (items, weights): (&[usize], &[f32]),
+    alpha: f32,
+) {
     let n = items.len();
     debug_assert!(n <= SMALL_ROW);
     let mut g = [0.0f64; SMALL_ROW * SMALL_ROW];
@@ -498,12 +516,12 @@ fn simd_fma_available() -> bool {
 unsafe fn solve_row_avx2(
     x: &mut [f32],
     a_base: &[f32],
-    fixed: &Factors,
-    cells: (&[usize], &[f32]),
+    ys: &[f32],
+    weights: &[f32],
     config: &AlsConfig,
     scratch: &mut [f32],
 ) {
-    solve_row::<true>(x, a_base, fixed, cells, config, scratch)
+    solve_row::<true>(x, a_base, ys, weights, config, scratch)
 }
 
 /// `out = A v` with `A = a_base + Σ α w_i y_i y_iᵀ`. A function, not a closure:
@@ -512,8 +530,7 @@ unsafe fn solve_row_avx2(
 #[inline(always)]
 fn apply_a<const FMA: bool>(
     a_base: &[f32],
-    fixed: &Factors,
-    items: &[usize],
+    ys: &[f32],
     weights: &[f32],
     alpha: f32,
     v: &[f32],
@@ -523,25 +540,25 @@ fn apply_a<const FMA: bool>(
     for (d, o) in out.iter_mut().enumerate() {
         *o = dot_kernel::<FMA>(&a_base[d * f..(d + 1) * f], v);
     }
-    for (&i, &w) in items.iter().zip(weights) {
-        let y = fixed.row(i);
+    for (y, &w) in ys.chunks_exact(f).zip(weights) {
         axpy_kernel::<FMA>(alpha * w * dot_kernel::<FMA>(y, v), y, out);
     }
 }
 
 /// A few CG steps on `A x = b`, with `A = a_base + Σ α w_i y_i y_iᵀ`
-/// (`a_base = YᵀY + λI`) and `b = Σ (1 + α w_i) y_i`, warm-started from `x`.
+/// (`a_base = YᵀY + λI`) and `b = Σ (1 + α w_i) y_i`, warm-started from `x`;
+/// `ys` holds the row's `y_i` one after another.
 #[inline(always)]
 fn solve_row<const FMA: bool>(
     x: &mut [f32],
     a_base: &[f32],
-    fixed: &Factors,
-    (items, weights): (&[usize], &[f32]),
+    ys: &[f32],
+    weights: &[f32],
     config: &AlsConfig,
     scratch: &mut [f32],
 ) {
     let f = x.len();
-    if items.is_empty() {
+    if weights.is_empty() {
         // No interactions: b = 0, so the exact solution is 0.
         x.iter_mut().for_each(|v| *v = 0.0);
         return;
@@ -551,12 +568,12 @@ fn solve_row<const FMA: bool>(
     let alpha = config.alpha;
 
     // r = b − A x
-    apply_a::<FMA>(a_base, fixed, items, weights, alpha, x, ap);
+    apply_a::<FMA>(a_base, ys, weights, alpha, x, ap);
     for (ri, ai) in r.iter_mut().zip(ap.iter()) {
         *ri = -ai;
     }
-    for (&i, &w) in items.iter().zip(weights) {
-        axpy_kernel::<FMA>(1.0 + alpha * w, fixed.row(i), r);
+    for (y, &w) in ys.chunks_exact(f).zip(weights) {
+        axpy_kernel::<FMA>(1.0 + alpha * w, y, r);
     }
     p.copy_from_slice(r);
     let mut rs_old = dot_kernel::<FMA>(r, r);
@@ -564,7 +581,7 @@ fn solve_row<const FMA: bool>(
         if rs_old < 1e-20 {
             break;
         }
-        apply_a::<FMA>(a_base, fixed, items, weights, alpha, p, ap);
+        apply_a::<FMA>(a_base, ys, weights, alpha, p, ap);
         let step = rs_old / dot_kernel::<FMA>(p, ap);
         axpy_kernel::<FMA>(step, p, x);
         axpy_kernel::<FMA>(-step, ap, r);

@@ -57,6 +57,12 @@ fn exact_row(fixed: &Factors, items: &[usize], weights: &[f32], cfg: &AlsConfig)
     x
 }
 
+fn gathered(fixed: &Factors, items: &[usize]) -> Vec<f32> {
+    let mut out = Vec::new();
+    gather_rows(fixed, items, &mut out);
+    out
+}
+
 #[test]
 fn conjugate_gradient_converges_to_the_exact_solution() {
     let cfg = AlsConfig {
@@ -84,8 +90,8 @@ fn conjugate_gradient_converges_to_the_exact_solution() {
     solve_row::<false>(
         &mut x,
         &a_base,
-        &fixed,
-        (&items, &weights),
+        &gathered(&fixed, &items),
+        &weights,
         &single,
         &mut scratch,
     );
@@ -115,9 +121,17 @@ fn the_exact_small_row_solve_matches_the_reference() {
     for d in 0..6 {
         b[d * 6 + d] += cfg.regularization;
     }
-    let b_inv = Factors { rows: 6, dim: 6, data: invert_spd(&b, 6).unwrap() };
+    let b_inv = Factors {
+        rows: 6,
+        dim: 6,
+        data: invert_spd(&b, 6).unwrap(),
+    };
     let all: Vec<usize> = (0..30).collect();
-    let z = Factors { rows: 30, dim: 6, data: fixed.scores_against(&all, &b_inv) };
+    let z = Factors {
+        rows: 30,
+        dim: 6,
+        data: fixed.scores_against(&all, &b_inv),
+    };
     for (items, weights) in [
         (vec![3usize], vec![2.0f32]),
         (vec![1, 4, 7, 20], vec![1.0, 2.0, 5.0, 1.0]),
@@ -127,7 +141,10 @@ fn the_exact_small_row_solve_matches_the_reference() {
         solve_small_row(&mut x, &fixed, &z, (&items, &weights), cfg.alpha);
         let exact = exact_row(&fixed, &items, &weights, &cfg);
         for (got, want) in x.iter().zip(&exact) {
-            assert!((f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()), "{got} vs {want}");
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()),
+                "{got} vs {want}"
+            );
         }
     }
 }
@@ -252,8 +269,8 @@ fn the_simd_path_agrees_with_the_portable_path() {
     solve_row::<false>(
         &mut plain,
         &a_base,
-        &fixed,
-        (&items, &weights),
+        &gathered(&fixed, &items),
+        &weights,
         &cfg,
         &mut scratch,
     );
@@ -263,8 +280,8 @@ fn the_simd_path_agrees_with_the_portable_path() {
             solve_row_avx2(
                 &mut fused,
                 &a_base,
-                &fixed,
-                (&items, &weights),
+                &gathered(&fixed, &items),
+                &weights,
                 &cfg,
                 &mut scratch,
             )
