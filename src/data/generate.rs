@@ -217,13 +217,20 @@ pub fn generate(
                     .zip(txn_bases)
                     .map(|(chunk, &base)| chunk_frame(chunk, base, &catalogue))
                     .collect::<Result<_>>()?;
+                let mut parts = parts.into_iter();
+                let mut round = parts.next().expect("a round has chunks");
                 for part in parts {
-                    match frame.as_mut() {
-                        Some(frame) => {
-                            frame.vstack_mut_owned(part)?;
-                        }
-                        None => frame = Some(part),
+                    round.vstack_mut_owned(part)?;
+                }
+                // One Arrow chunk per round: rounds are at least a row group
+                // long (for RetailRocket-like specs), so the writer can slice
+                // them instead of copying the whole table into row groups.
+                round.rechunk_mut_par();
+                match frame.as_mut() {
+                    Some(frame) => {
+                        frame.vstack_mut_owned(round)?;
                     }
+                    None => frame = Some(round),
                 }
                 Ok(())
             })?;

@@ -66,7 +66,7 @@ impl Default for AlsConfig {
             factors: 64,
             iterations: 15,
             regularization: 0.01,
-            alpha: 10.0,
+            alpha: 1.0,
             cg_steps: 3,
             seed: 42,
             weights: EventWeights::default(),
