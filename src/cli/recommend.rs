@@ -22,10 +22,10 @@ pub struct RecommendArgs {
     #[arg(long, default_value = "config.toml")]
     pub config: PathBuf,
     /// Recommend to this visitor (raw `visitorid`).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub user_id: Option<i64>,
     /// Items similar to this item (raw `itemid`), from the ALS factors.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub item_id: Option<i64>,
     /// How many items.
     #[arg(long, default_value_t = 10)]

@@ -152,14 +152,11 @@ fn recommend_for_known_and_unknown_users_and_items() {
     let err = failed(&s.run(&["recommend", "--user-id", "1", "--model", "magic"]));
     assert!(err.contains("no model `magic`"), "{err}");
 
-    let item = known["recommendations"][0]["item_id"]
-        .as_i64()
-        .unwrap()
-        .to_string();
-    let similar = json(&s.run(&["recommend", "--item-id", &item, "--k", "4"]));
+    let item = known["recommendations"][0]["item_id"].as_i64().unwrap();
+    let similar = json(&s.run(&["recommend", "--item-id", &item.to_string(), "--k", "4"]));
     let list = similar["similar"].as_array().unwrap();
     assert_eq!(list.len(), 4);
-    assert!(list.iter().all(|r| r["item_id"].to_string() != item));
+    assert!(list.iter().all(|r| r["item_id"].as_i64() != Some(item)));
     let unknown_item = json(&s.run(&["recommend", "--item-id", "-5"]));
     assert_eq!(unknown_item["fallback"], "popular");
 }
