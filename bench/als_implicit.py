@@ -246,7 +246,7 @@ def iteration_table(title, ours, theirs):
     print(f"{'iter':>4}  {'ours s':>8}  {'implicit s':>10}  {'ours loss':>12}  {'implicit loss':>13}")
     for o, t in zip(ours["iteration"], theirs["iteration"]):
         print(f"{o['iteration']:>4}  {o['seconds']:>8.3f}  {t['seconds']:>10.3f}  "
-              f"{fmt(o['loss'], '12.6f')}  {fmt(t['loss'], '13.6f')}")
+              f"{fmt(o['loss'], '12.6e')}  {fmt(t['loss'], '13.6e')}")
     os_ = [r["seconds"] for r in ours["iteration"]]
     ts = [r["seconds"] for r in theirs["iteration"]]
     print(f"{'mean':>4}  {statistics.mean(os_):>8.3f}  {statistics.mean(ts):>10.3f}")
@@ -290,8 +290,8 @@ def summary(a):
           f"{'implicit own (rescaled)':>23}")
     for name, o, t in (("random", r_ours, r_imp), ("planted", p_ours, p_imp)):
         d = t["done"]
-        print(f"{name:<8}  {fmt(o['done']['loss'], '12.6f')}  {fmt(d.get('ours_loss_numpy'), '12.6f')}  "
-              f"{fmt(d.get('loss_numpy'), '14.6f')}  {fmt(d.get('loss_implicit_rescaled'), '23.6f')}")
+        print(f"{name:<8}  {fmt(o['done']['loss'], '12.6e')}  {fmt(d.get('ours_loss_numpy'), '12.6e')}  "
+              f"{fmt(d.get('loss_numpy'), '14.6e')}  {fmt(d.get('loss_implicit_rescaled'), '23.6e')}")
 
     print("\n== planted matrix: recall@10 of the held-out item (training items excluded) ==")
     orc, trc, d = p_ours.get("recall", {}), p_imp.get("recall", {}), p_imp["done"]
@@ -316,7 +316,7 @@ def main():
     t.add_argument("--factors", type=int, default=64)
     t.add_argument("--iterations", type=int, default=15)
     t.add_argument("--regularization", type=float, default=0.01)
-    t.add_argument("--alpha", type=float, default=10.0, help="our alpha: c = 1 + alpha * w")
+    t.add_argument("--alpha", type=float, default=1.0, help="our alpha: c = 1 + alpha * w")
     t.add_argument("--cg-steps", type=int, default=3)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--seed", type=int, default=42)

@@ -21,7 +21,7 @@
 # 5. a table, ending with `speedup X`: implicit's mean seconds per iteration
 #    over ours, on the random matrix (mean over all iterations, first included).
 #
-# Knobs (environment): BENCH_THREADS (2), BENCH_ALPHA (10, our default),
+# Knobs (environment): BENCH_THREADS (2), BENCH_ALPHA (1, AlsConfig's default),
 # BENCH_FACTORS (64), BENCH_PLANTED_FACTORS (32), BENCH_ITERATIONS (15),
 # BENCH_REGULARIZATION (0.01), BENCH_CG_STEPS (3), BENCH_SEED (20240601),
 # RECSYS_BENCH_DATA (where matrices and raw JSON lines go).
@@ -33,7 +33,7 @@ venv="${RECSYS_BENCH_VENV:-$HOME/.cache/recsys-ci/venv-bench}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
 data="${RECSYS_BENCH_DATA:-$HOME/.cache/recsys-ci/bench-data}"
 threads="${BENCH_THREADS:-2}"
-alpha="${BENCH_ALPHA:-10}"
+alpha="${BENCH_ALPHA:-1}"
 factors="${BENCH_FACTORS:-64}"
 planted_factors="${BENCH_PLANTED_FACTORS:-32}"
 iterations="${BENCH_ITERATIONS:-15}"

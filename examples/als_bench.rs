@@ -23,7 +23,7 @@
 //! ```text
 //! cargo run --release --example als_bench -- \
 //!     --rows rows.npy --cols cols.npy --data data.npy --shape shape.npy \
-//!     --factors 64 --iterations 15 --regularization 0.01 --alpha 10 --cg-steps 3 \
+//!     --factors 64 --iterations 15 --regularization 0.01 --alpha 1 --cg-steps 3 \
 //!     [--test test.npy] [--save-factors DIR]
 //! ```
 //!
@@ -66,9 +66,9 @@ struct Args {
     /// λ, the L2 penalty.
     #[arg(long, default_value_t = 0.01)]
     regularization: f32,
-    /// Confidence slope: `c = 1 + alpha * weight`.
-    #[arg(long, default_value_t = 10.0)]
-    alpha: f32,
+    /// Confidence slope: `c = 1 + alpha * weight` [default: `AlsConfig`'s].
+    #[arg(long)]
+    alpha: Option<f32>,
     /// Conjugate-gradient steps per row solve.
     #[arg(long, default_value_t = 3)]
     cg_steps: usize,
@@ -111,19 +111,20 @@ fn run(args: Args) -> Result<()> {
         "threads": rayon::current_num_threads(),
     }));
 
+    let defaults = AlsConfig::default();
     let config = AlsConfig {
         factors: args.factors,
         iterations: args.iterations,
         regularization: args.regularization,
-        alpha: args.alpha,
+        alpha: args.alpha.unwrap_or(defaults.alpha),
         cg_steps: args.cg_steps,
         seed: args.seed,
-        ..AlsConfig::default()
+        ..defaults
     };
     let clock = Instant::now();
     let mut trainer = AlsTrainer::new(&matrix, &config)?;
     let setup = clock.elapsed().as_secs_f64();
-    emit(json!({ "event": "setup", "seconds": setup }));
+    emit(json!({ "event": "setup", "seconds": setup, "alpha": config.alpha }));
 
     let mut train_seconds = 0.0;
     let mut loss = None;

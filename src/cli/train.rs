@@ -1,6 +1,7 @@
 //! `recsys train`.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
@@ -46,13 +47,15 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
     anyhow::ensure!(k > 0, "--k must be at least 1");
+    let started = Instant::now();
     let prepared = prepare(&config, args.events, &cutoff, protocol)?;
     let loaded = &prepared.loaded;
     let [views, carts, buys] = loaded.log.kind_counts();
     eprintln!(
-        "loaded {} events from {} ({views} views, {carts} add-to-carts, {buys} transactions)",
+        "loaded {} events from {} ({views} views, {carts} add-to-carts, {buys} transactions) in {:.1}s",
         loaded.log.len(),
         prepared.events_path.display(),
+        started.elapsed().as_secs_f64()
     );
     if loaded.duplicates_removed > 0 {
         eprintln!(
@@ -98,7 +101,9 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     );
     println!("bundle {}", dir.display());
     if args.evaluate {
+        let started = Instant::now();
         let report = evaluate_bundle(&bundle, &prepared.split, k, config.models.exclude_seen);
+        eprintln!("evaluated in {:.1}s", started.elapsed().as_secs_f64());
         print!("\n{}", report.to_table());
     }
     Ok(())
