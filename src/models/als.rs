@@ -524,6 +524,26 @@ unsafe fn solve_row_avx2(
     solve_row::<true>(x, a_base, ys, weights, config, scratch)
 }
 
+/// `out = a v` for a symmetric `F × F` matrix `a`, as `Σ_j v_j · row_j`: the
+/// sum lives in registers (`F` known at compile time) and every step is an
+/// independent multiply-add, instead of `F` dot products each waiting on its
+/// own chain of additions.
+#[inline(always)]
+fn symmetric_matvec<const FMA: bool, const F: usize>(a: &[f32], v: &[f32], out: &mut [f32]) {
+    let mut acc = [0.0f32; F];
+    for (row, &vj) in a.chunks_exact(F).zip(v) {
+        let row: &[f32; F] = row.try_into().expect("row of length F");
+        for k in 0..F {
+            acc[k] = if FMA {
+                vj.mul_add(row[k], acc[k])
+            } else {
+                acc[k] + vj * row[k]
+            };
+        }
+    }
+    out.copy_from_slice(&acc);
+}
+
 /// `out = A v` with `A = a_base + Σ α w_i y_i y_iᵀ`. A function, not a closure:
 /// closures do not inherit the caller's `target_feature`s, and `mul_add` outside
 /// an FMA-enabled function is a slow software call.
@@ -537,8 +557,17 @@ fn apply_a<const FMA: bool>(
     out: &mut [f32],
 ) {
     let f = v.len();
-    for (d, o) in out.iter_mut().enumerate() {
-        *o = dot_kernel::<FMA>(&a_base[d * f..(d + 1) * f], v);
+    match f {
+        32 => symmetric_matvec::<FMA, 32>(a_base, v, out),
+        64 => symmetric_matvec::<FMA, 64>(a_base, v, out),
+        96 => symmetric_matvec::<FMA, 96>(a_base, v, out),
+        128 => symmetric_matvec::<FMA, 128>(a_base, v, out),
+        _ => {
+            out.iter_mut().for_each(|o| *o = 0.0);
+            for (j, row) in a_base.chunks_exact(f).enumerate() {
+                axpy_kernel::<FMA>(v[j], row, out);
+            }
+        }
     }
     for (y, &w) in ys.chunks_exact(f).zip(weights) {
         axpy_kernel::<FMA>(alpha * w * dot_kernel::<FMA>(y, v), y, out);

@@ -146,20 +146,36 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// only fast inside a function compiled with the `fma` target feature.
 #[inline(always)]
 pub fn dot_kernel<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the compiler keep a SIMD register busy.
+    #[inline(always)]
+    fn step<const FMA: bool>(acc: f32, x: f32, y: f32) -> f32 {
+        if FMA {
+            x.mul_add(y, acc)
+        } else {
+            acc + x * y
+        }
+    }
+    // 32 independent lanes (four SIMD registers): one register's chain of
+    // dependent adds would make the loop wait on add latency, not throughput.
+    let mut wide = [0.0f32; 32];
+    let (ca, cb) = (a.chunks_exact(32), b.chunks_exact(32));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..32 {
+            wide[j] = step::<FMA>(wide[j], x[j], y[j]);
+        }
+    }
     let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for j in 0..8 {
+        acc[j] = (wide[j] + wide[j + 8]) + (wide[j + 16] + wide[j + 24]);
+    }
+    let (ca, cb) = (ra.chunks_exact(8), rb.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for j in 0..8 {
-            acc[j] = if FMA {
-                x[j].mul_add(y[j], acc[j])
-            } else {
-                acc[j] + x[j] * y[j]
-            };
+            acc[j] = step::<FMA>(acc[j], x[j], y[j]);
         }
     }
-    let mut sum: f32 = acc.iter().sum();
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
     for (x, y) in ra.iter().zip(rb) {
         sum += x * y;
     }
