@@ -330,6 +330,11 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
                         return;
                     }
                 }
+                // The fixed vectors are read at random: ask for the next row's
+                // now, so their cache misses overlap with this row's arithmetic.
+                if let Some(next) = matrix.outer_view(r + 1) {
+                    prefetch_rows(fixed, next.indices());
+                }
                 // CG reads the row's fixed vectors 2 × (steps + 1) times: gather
                 // them once into a contiguous buffer that stays in cache.
                 gather_rows(fixed, cells.0, ys);
@@ -343,6 +348,25 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
                 solve_row::<false>(x, &yty, ys, cells.1, config, scratch);
             },
         );
+}
+
+/// Hint the CPU to start loading rows `rows` of `table` into cache.
+fn prefetch_rows(table: &Factors, rows: &[usize]) {
+    #[cfg(target_arch = "x86_64")]
+    for &r in rows {
+        let row = table.row(r);
+        // One hint per 64-byte cache line (16 floats).
+        for line in row.chunks(16) {
+            // SAFETY: prefetching is a hint and never faults; the pointer is in bounds.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    line.as_ptr().cast::<i8>(),
+                )
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (table, rows);
 }
 
 /// Copy rows `rows` of `table` one after another into `out`.
