@@ -123,10 +123,11 @@ pub fn evaluate(
     let queries: Vec<Option<u32>> = users.iter().map(|u| u.user).collect();
     let empty = HashMap::new();
     let seen = seen.unwrap_or(&empty);
+    // Ask for enough that k remain after removing the longest seen list.
+    let ask = k + seen.values().map(Vec::len).max().unwrap_or(0);
     models
         .iter()
         .map(|model| {
-            let ask = k + seen.values().map(Vec::len).max().unwrap_or(0);
             let lists = model.recommend_batch(&queries, ask);
             let mut sums = [
                 MetricSums::default(),

@@ -308,10 +308,7 @@ fn random_factors(rows: usize, dim: usize, seed: u64, side: u64) -> Factors {
 /// of `matrix` holds target row `r`'s weights over `fixed`'s rows.
 fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config: &AlsConfig) {
     let f = target.dim;
-    let mut yty = fixed.gram();
-    for d in 0..f {
-        yty[d * f + d] += config.regularization;
-    }
+    let yty = regularized_gram(fixed, config.regularization);
     let exact = exact_solver(&yty, fixed, matrix);
     let fma = simd_fma_available();
     target
@@ -375,6 +372,16 @@ fn gather_rows(table: &Factors, rows: &[usize], out: &mut Vec<f32>) {
     for &r in rows {
         out.extend_from_slice(table.row(r));
     }
+}
+
+/// `YᵀY + λI`, the part of every row's system shared by all rows.
+fn regularized_gram(fixed: &Factors, regularization: f32) -> Vec<f32> {
+    let f = fixed.dim;
+    let mut gram = fixed.gram();
+    for d in 0..f {
+        gram[d * f + d] += regularization;
+    }
+    gram
 }
 
 /// Rows with at most this many interactions are solved exactly (see [`solve_small_row`]).

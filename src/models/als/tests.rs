@@ -57,6 +57,15 @@ fn exact_row(fixed: &Factors, items: &[usize], weights: &[f32], cfg: &AlsConfig)
     x
 }
 
+/// Random factors scaled up so the row systems are well conditioned.
+fn well_scaled_factors(rows: usize, dim: usize, seed: u64) -> Factors {
+    let f = random_factors(rows, dim, seed, 1);
+    Factors {
+        data: f.data.iter().map(|v| v * 100.0).collect(),
+        ..f
+    }
+}
+
 fn gathered(fixed: &Factors, items: &[usize]) -> Vec<f32> {
     let mut out = Vec::new();
     gather_rows(fixed, items, &mut out);
@@ -72,20 +81,13 @@ fn conjugate_gradient_converges_to_the_exact_solution() {
         alpha: 3.0,
         ..AlsConfig::default()
     };
-    let fixed = random_factors(30, 6, 9, 1);
-    let fixed = Factors {
-        data: fixed.data.iter().map(|v| v * 100.0).collect(),
-        ..fixed
-    };
+    let fixed = well_scaled_factors(30, 6, 9);
     let items = [1usize, 4, 7, 20];
     let weights = [1.0f32, 2.0, 5.0, 1.0];
     let mut single = AlsConfig { ..cfg.clone() };
     single.cg_steps = 6;
     let mut x = vec![0.0f32; 6];
-    let mut a_base = fixed.gram();
-    for d in 0..6 {
-        a_base[d * 6 + d] += cfg.regularization;
-    }
+    let a_base = regularized_gram(&fixed, cfg.regularization);
     let mut scratch = vec![0.0; 18];
     solve_row::<false>(
         &mut x,
@@ -112,15 +114,8 @@ fn the_exact_small_row_solve_matches_the_reference() {
         alpha: 3.0,
         ..AlsConfig::default()
     };
-    let fixed = random_factors(30, 6, 4, 1);
-    let fixed = Factors {
-        data: fixed.data.iter().map(|v| v * 100.0).collect(),
-        ..fixed
-    };
-    let mut b = fixed.gram();
-    for d in 0..6 {
-        b[d * 6 + d] += cfg.regularization;
-    }
+    let fixed = well_scaled_factors(30, 6, 4);
+    let b = regularized_gram(&fixed, cfg.regularization);
     let b_inv = Factors {
         rows: 6,
         dim: 6,
@@ -257,10 +252,7 @@ fn the_simd_path_agrees_with_the_portable_path() {
         ..AlsConfig::default()
     };
     let fixed = random_factors(50, 16, 3, 1);
-    let mut a_base = fixed.gram();
-    for d in 0..16 {
-        a_base[d * 16 + d] += cfg.regularization;
-    }
+    let a_base = regularized_gram(&fixed, cfg.regularization);
     let items = [0usize, 5, 9, 33];
     let weights = [1.0f32, 5.0, 1.0, 10.0];
     let mut plain = vec![0.001f32; 16];
