@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{BadRows, Cutoff, Protocol};
 use crate::models::{AlsConfig, HistoryConfig, PopularConfig};
+use crate::rank::TwoStageConfig;
 
 /// A whole run's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -81,7 +82,7 @@ impl SplitConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
-    /// Models to train, by name (`popular`, `history`, `als`).
+    /// Models to train, by name (`popular`, `history`, `als`, `two_stage`).
     pub enabled: Vec<String>,
     /// Remove items the user already interacted with from recommendations.
     pub exclude_seen: bool,
@@ -91,10 +92,12 @@ pub struct ModelsConfig {
     pub history: HistoryConfig,
     /// `[models.als]`.
     pub als: AlsConfig,
+    /// `[models.two_stage]`.
+    pub two_stage: TwoStageConfig,
 }
 
 /// Names of the models recsys can train.
-pub const MODEL_NAMES: [&str; 3] = ["popular", "history", "als"];
+pub const MODEL_NAMES: [&str; 4] = ["popular", "history", "als", "two_stage"];
 
 impl Default for ModelsConfig {
     fn default() -> Self {
@@ -104,6 +107,7 @@ impl Default for ModelsConfig {
             popular: PopularConfig::default(),
             history: HistoryConfig::default(),
             als: AlsConfig::default(),
+            two_stage: TwoStageConfig::default(),
         }
     }
 }
@@ -185,6 +189,31 @@ impl Config {
         if self.models.history.half_life_days <= 0.0 {
             bail!("[models.history] half_life_days must be positive");
         }
+        if self.models.is_enabled("two_stage") {
+            for needed in ["popular", "history", "als"] {
+                if !self.models.is_enabled(needed) {
+                    bail!(
+                        "[models] enabled has `two_stage` but not `{needed}`, one of its candidate sources; add it"
+                    );
+                }
+            }
+        }
+        let ts = &self.models.two_stage;
+        if ts.label_days == 0 {
+            bail!("[models.two_stage] label_days must be at least 1");
+        }
+        let c = &ts.candidates;
+        if c.als + c.similar + c.history + c.popular + c.category_popular == 0 {
+            bail!(
+                "[models.two_stage.candidates] every source is set to 0; give at least one a size"
+            );
+        }
+        if !(0.0..1.0).contains(&ts.valid_fraction) {
+            bail!("[models.two_stage] valid_fraction must be in [0, 1)");
+        }
+        ts.reranker
+            .validate()
+            .context("[models.two_stage.reranker]")?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 //! * [`data`] — loading and validating events, the time split, id maps, the
 //!   interaction matrix, synthetic data;
 //! * [`models`] — the recommenders (`popular`, `history`, `als`) behind one trait;
+//! * [`rank`] — the two-stage recommender: candidates, features, GBDT re-ranker;
 //! * [`eval`] — ranking metrics and the evaluation report;
 //! * [`train`] — the training side, from config to [`bundle`];
 //! * [`bundle`] — versioned model bundles on disk;
@@ -21,5 +22,6 @@ pub mod eval;
 pub mod fsio;
 pub mod models;
 pub mod progress;
+pub mod rank;
 pub mod rng;
 pub mod train;

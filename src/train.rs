@@ -6,19 +6,23 @@
 //! them directly.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::bundle::{fingerprint, Bundle, DataSummary, Manifest, FORMAT_VERSION};
-use crate::config::Config;
+use crate::config::{Config, ModelsConfig};
 use crate::data::{
-    interaction_matrix, load_events, load_item_features, split, Cutoff, ItemFeatures, LoadedEvents,
-    Protocol, Split, TrainSet,
+    interaction_matrix, load_events, load_item_features, split, Cutoff, ItemFeatures, ItemInfo,
+    LoadedEvents, Protocol, Split, TrainSet,
 };
 use crate::models::{Als, History, Popular};
 use crate::progress;
+use crate::rank::candidates::Sources;
+use crate::rank::features::FeatureContext;
+use crate::rank::two_stage::{fit_reranker, training_table, TwoStage};
 
 /// Loaded, validated and split data, ready to train on.
 pub struct Prepared {
@@ -82,6 +86,62 @@ pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
     }))
 }
 
+/// The single-stage models fitted on one period, with what fitting found.
+#[derive(Default)]
+pub struct SingleStage {
+    /// `popular`, if wanted.
+    pub popular: Option<Popular>,
+    /// `history`, if wanted.
+    pub history: Option<History>,
+    /// `als`, if wanted.
+    pub als: Option<Als>,
+    /// Per-model facts (seconds, sizes) for the manifest.
+    pub facts: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Fit the single-stage models that `wanted` names on `train`; `label`
+/// prefixes the progress bar (`als`, `two_stage: als for label window 1`, …).
+pub fn fit_single_stage(
+    train: &TrainSet,
+    models: &ModelsConfig,
+    wanted: impl Fn(&str) -> bool,
+    label: &str,
+) -> Result<SingleStage> {
+    let mut out = SingleStage::default();
+    if wanted("popular") {
+        let t = Instant::now();
+        let m = Popular::fit(train, &models.popular);
+        out.facts.insert(
+            "popular".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "items": m.ranked.len()}),
+        );
+        out.popular = Some(m);
+    }
+    if wanted("history") {
+        let t = Instant::now();
+        let m = History::fit(train, &models.history);
+        out.facts.insert(
+            "history".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "entries": m.items.len()}),
+        );
+        out.history = Some(m);
+    }
+    if wanted("als") {
+        let t = Instant::now();
+        let matrix = interaction_matrix(train, &models.als.weights);
+        let bar = progress::bar(models.als.iterations as u64, label);
+        let model = Als::fit(&matrix, &models.als, |_, _| bar.inc(1))
+            .with_context(|| format!("training {label}"));
+        bar.finish_and_clear();
+        out.als = Some(model?);
+        out.facts.insert(
+            "als".into(),
+            json!({"seconds": t.elapsed().as_secs_f64(), "nnz": matrix.nnz(), "factors": models.als.factors}),
+        );
+    }
+    Ok(out)
+}
+
 /// Train every enabled model on `prepared` and assemble the bundle (not yet saved).
 pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
     let train = &prepared.train;
@@ -90,38 +150,51 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
         "no training events before the cutoff; choose a later cutoff"
     );
     let models = &config.models;
-    let mut facts = serde_json::Map::new();
+    let single = fit_single_stage(train, models, |name| models.is_enabled(name), "als")?;
+    let mut facts = single.facts;
+    let popular = single.popular.map(Arc::new);
+    let history = single.history.map(Arc::new);
+    let als = single.als.map(Arc::new);
 
-    let popular = models.is_enabled("popular").then(|| {
+    // Config validation guarantees two_stage's sources are enabled too.
+    let two_stage = if models.is_enabled("two_stage") {
         let t = Instant::now();
-        let m = Popular::fit(train, &models.popular);
-        facts.insert(
-            "popular".into(),
-            json!({"seconds": t.elapsed().as_secs_f64(), "items": m.ranked.len()}),
+        let ts = &models.two_stage;
+        let table = training_table(
+            &prepared.split.train,
+            prepared.split.cutoff_ms,
+            prepared.split.protocol,
+            prepared.item_features.as_ref(),
+            models,
+            ts,
+        )?;
+        let (booster, mut fit_facts) = fit_reranker(&table, ts)?;
+        let items = Arc::new(match &prepared.item_features {
+            Some(f) => f.dense(&train.items),
+            None => vec![ItemInfo::default(); train.items.len()],
+        });
+        let sources = Sources::new(
+            popular.clone().expect("fitted for two_stage"),
+            history.clone().expect("fitted for two_stage"),
+            als.clone().expect("fitted for two_stage"),
+            &items,
+            ts.candidates.category_popular,
         );
-        m
-    });
-    let history = models.is_enabled("history").then(|| {
-        let t = Instant::now();
-        let m = History::fit(train, &models.history);
-        facts.insert(
-            "history".into(),
-            json!({"seconds": t.elapsed().as_secs_f64(), "entries": m.items.len()}),
-        );
-        m
-    });
-    let als = if models.is_enabled("als") {
-        let t = Instant::now();
-        let matrix = interaction_matrix(train, &models.als.weights);
-        let bar = progress::bar(models.als.iterations as u64, "als");
-        let model = Als::fit(&matrix, &models.als, |_, _| bar.inc(1)).context("training als");
-        bar.finish_and_clear();
-        let model = model?;
-        facts.insert(
-            "als".into(),
-            json!({"seconds": t.elapsed().as_secs_f64(), "nnz": matrix.nnz(), "factors": models.als.factors}),
-        );
-        Some(model)
+        let context =
+            FeatureContext::new(Arc::new(train.clone()), items, ts.candidates.recent_items);
+        fit_facts["seconds"] = json!(t.elapsed().as_secs_f64());
+        fit_facts["importance"] = json!(booster
+            .feature_importance()
+            .into_iter()
+            .map(|(name, gain)| json!({"feature": name, "gain": gain}))
+            .collect::<Vec<_>>());
+        facts.insert("two_stage".into(), fit_facts);
+        Some(TwoStage {
+            config: ts.clone(),
+            booster,
+            sources,
+            context,
+        })
     } else {
         None
     };
@@ -147,6 +220,7 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
             popular.as_ref().map(|_| "popular"),
             history.as_ref().map(|_| "history"),
             als.as_ref().map(|_| "als"),
+            two_stage.as_ref().map(|_| "two_stage"),
         ]
         .into_iter()
         .flatten()
@@ -162,5 +236,6 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
         popular,
         history,
         als,
+        two_stage,
     })
 }

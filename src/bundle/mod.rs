@@ -9,19 +9,25 @@
 pub mod npy;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::data::{IdMap, Protocol};
+use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
 use crate::fsio::{create_dir_atomically, write_bytes_atomically};
 use crate::models::factors::Factors;
 use crate::models::{Als, History, Popular, Recommender};
+use crate::rank::candidates::Sources;
+use crate::rank::features::{feature_names, FeatureContext};
+use crate::rank::gbdt::Booster;
+use crate::rank::TwoStage;
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 const MANIFEST: &str = "manifest.json";
+const RERANKER: &str = "two_stage_reranker.json";
 
 /// What a bundle says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,11 +81,13 @@ pub struct Bundle {
     /// Items known to the models.
     pub items: IdMap,
     /// The `popular` model, if trained.
-    pub popular: Option<Popular>,
+    pub popular: Option<Arc<Popular>>,
     /// The `history` model, if trained.
-    pub history: Option<History>,
+    pub history: Option<Arc<History>>,
     /// The `als` model, if trained.
-    pub als: Option<Als>,
+    pub als: Option<Arc<Als>>,
+    /// The `two_stage` model, if trained; it shares the single-stage models above.
+    pub two_stage: Option<TwoStage>,
 }
 
 impl Bundle {
@@ -87,12 +95,15 @@ impl Bundle {
     pub fn models(&self) -> Vec<&dyn Recommender> {
         let mut out: Vec<&dyn Recommender> = Vec::new();
         if let Some(m) = &self.popular {
-            out.push(m);
+            out.push(m.as_ref());
         }
         if let Some(m) = &self.history {
-            out.push(m);
+            out.push(m.as_ref());
         }
         if let Some(m) = &self.als {
+            out.push(m.as_ref());
+        }
+        if let Some(m) = &self.two_stage {
             out.push(m);
         }
         out
@@ -144,6 +155,9 @@ impl Bundle {
                     npy::write(&dir.join(name), &[f.rows, f.dim], &f.data)?;
                 }
             }
+            if let Some(t) = &self.two_stage {
+                save_two_stage(t, dir)?;
+            }
             let config =
                 toml::to_string_pretty(&self.manifest.config).context("serialising config")?;
             write_bytes_atomically(&dir.join("config.toml"), config.as_bytes())?;
@@ -183,18 +197,18 @@ impl Bundle {
         let popular = if has("popular") {
             let items = npy::read::<u32>(&dir.join("popular_items.npy"))?.1;
             let scores = npy::read::<f32>(&dir.join("popular_scores.npy"))?.1;
-            Some(Popular {
+            Some(Arc::new(Popular {
                 ranked: items.into_iter().zip(scores).collect(),
-            })
+            }))
         } else {
             None
         };
         let history = if has("history") {
-            Some(History {
+            Some(Arc::new(History {
                 offsets: npy::read::<u64>(&dir.join("history_offsets.npy"))?.1,
                 items: npy::read::<u32>(&dir.join("history_items.npy"))?.1,
                 scores: npy::read::<f32>(&dir.join("history_scores.npy"))?.1,
-            })
+            }))
         } else {
             None
         };
@@ -206,22 +220,27 @@ impl Bundle {
                     _ => bail!("{name} in {} is not a 2-D table", dir.display()),
                 }
             };
-            Some(Als::from_factors(
+            Some(Arc::new(Als::from_factors(
                 table("als_user_factors.npy")?,
                 table("als_item_factors.npy")?,
-            ))
+            )))
         } else {
             None
         };
-        let bundle = Bundle {
+        let has_two_stage = has("two_stage");
+        let mut bundle = Bundle {
             manifest,
             users,
             items,
             popular,
             history,
             als,
+            two_stage: None,
         };
         bundle.check_consistent(dir)?;
+        if has_two_stage {
+            bundle.two_stage = Some(load_two_stage(&bundle, dir)?);
+        }
         Ok(bundle)
     }
 
@@ -253,6 +272,129 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// The two_stage files: its period's events (for features), item attributes
+/// and the re-ranker as readable JSON trees.
+fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
+    let train = &t.context.train;
+    let offsets: Vec<u64> = train.user_offsets.iter().map(|&o| o as u64).collect();
+    npy::write(
+        &dir.join("two_stage_user_offsets.npy"),
+        &[offsets.len()],
+        &offsets,
+    )?;
+    npy::write(
+        &dir.join("two_stage_items.npy"),
+        &[train.item.len()],
+        &train.item,
+    )?;
+    npy::write(
+        &dir.join("two_stage_timestamps.npy"),
+        &[train.timestamp_ms.len()],
+        &train.timestamp_ms,
+    )?;
+    let kinds: Vec<u8> = train.kind.iter().map(|&k| k as u8).collect();
+    npy::write(&dir.join("two_stage_kinds.npy"), &[kinds.len()], &kinds)?;
+    // Item attributes as [category, parent, available] rows, -1 = unknown.
+    let mut attributes = Vec::with_capacity(t.context.items.len() * 3);
+    for info in t.context.items.iter() {
+        attributes.push(info.category.unwrap_or(-1));
+        attributes.push(info.parent.unwrap_or(-1));
+        attributes.push(info.available.map_or(-1, i64::from));
+    }
+    npy::write(
+        &dir.join("two_stage_item_attributes.npy"),
+        &[t.context.items.len(), 3],
+        &attributes,
+    )?;
+    write_bytes_atomically(&dir.join(RERANKER), t.booster.to_json().as_bytes())?;
+    let importance: Vec<serde_json::Value> = t
+        .booster
+        .feature_importance()
+        .into_iter()
+        .map(|(feature, gain)| serde_json::json!({"feature": feature, "gain": gain}))
+        .collect();
+    let importance = serde_json::to_vec_pretty(&importance).context("serialising importance")?;
+    write_bytes_atomically(&dir.join("two_stage_importance.json"), &importance)
+}
+
+fn load_two_stage(bundle: &Bundle, dir: &Path) -> Result<TwoStage> {
+    let bad = |what: String| anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display());
+    let read_u64 = |name: &str| npy::read::<u64>(&dir.join(name)).map(|r| r.1);
+    let offsets: Vec<usize> = read_u64("two_stage_user_offsets.npy")?
+        .into_iter()
+        .map(|o| o as usize)
+        .collect();
+    let kinds = npy::read::<u8>(&dir.join("two_stage_kinds.npy"))?.1;
+    let kinds = kinds
+        .into_iter()
+        .map(|k| EventKind::from_index(k).ok_or_else(|| bad(format!("event kind {k}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let train = TrainSet::from_parts(
+        bundle.users.clone(),
+        bundle.items.clone(),
+        offsets,
+        npy::read::<u32>(&dir.join("two_stage_items.npy"))?.1,
+        npy::read::<i64>(&dir.join("two_stage_timestamps.npy"))?.1,
+        kinds,
+        bundle.manifest.cutoff_ms,
+    )
+    .map_err(|e| bad(format!("two_stage events: {e}")))?;
+    let (shape, attributes) = npy::read::<i64>(&dir.join("two_stage_item_attributes.npy"))?;
+    if shape != [bundle.items.len(), 3] {
+        return Err(bad(
+            "two_stage item attributes do not match the items".into()
+        ));
+    }
+    let known = |v: i64| (v >= 0).then_some(v);
+    let items: Vec<ItemInfo> = attributes
+        .chunks_exact(3)
+        .map(|a| ItemInfo {
+            category: known(a[0]),
+            parent: known(a[1]),
+            available: known(a[2]).map(|v| v == 1),
+        })
+        .collect();
+    let path = dir.join(RERANKER);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let booster =
+        Booster::from_json(&text).with_context(|| format!("reading {}", path.display()))?;
+    if booster.feature_names() != feature_names() {
+        return Err(bad(format!(
+            "{} was trained on other features than this recsys computes; retrain it",
+            path.display()
+        )));
+    }
+    let config = bundle.manifest.config.models.two_stage.clone();
+    let (Some(popular), Some(history), Some(als)) = (
+        bundle.popular.clone(),
+        bundle.history.clone(),
+        bundle.als.clone(),
+    ) else {
+        return Err(bad(
+            "two_stage needs the popular, history and als models beside it".into(),
+        ));
+    };
+    let sources = Sources::new(
+        popular,
+        history,
+        als,
+        &items,
+        config.candidates.category_popular,
+    );
+    let context = FeatureContext::new(
+        Arc::new(train),
+        Arc::new(items),
+        config.candidates.recent_items,
+    );
+    Ok(TwoStage {
+        config,
+        booster,
+        sources,
+        context,
+    })
 }
 
 /// The bundle directory meant by `path`: `path` itself if it is a bundle, else

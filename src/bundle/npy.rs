@@ -34,6 +34,7 @@ macro_rules! element {
         }
     };
 }
+element!(u8, "|u1");
 element!(f32, "<f4");
 element!(u32, "<u4");
 element!(i64, "<i8");

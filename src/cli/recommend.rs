@@ -30,7 +30,7 @@ pub struct RecommendArgs {
     /// How many items.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Model to ask (default: als if the bundle has it).
+    /// Model to ask (default: two_stage, else als, if the bundle has it).
     #[arg(long)]
     pub model: Option<String>,
     /// A bundle, or a directory of bundles (its newest).
@@ -86,6 +86,7 @@ fn for_user(
     let names: Vec<&str> = bundle.models().iter().map(|m| m.name()).collect();
     let name = match model {
         Some(name) => name,
+        None if names.contains(&"two_stage") => "two_stage",
         None if names.contains(&"als") => "als",
         None => names.first().copied().unwrap_or("popular"),
     };

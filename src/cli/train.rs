@@ -99,6 +99,25 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(t) = &bundle.two_stage {
+        let facts = &m.training["two_stage"];
+        eprintln!(
+            "two_stage re-ranker: {} trees on {} rows ({} users, {} positives); top features by gain:",
+            t.booster.n_trees(),
+            facts["rows"],
+            facts["groups"],
+            facts["positives"]
+        );
+        let importance = t.booster.feature_importance();
+        let total: f64 = importance
+            .iter()
+            .map(|f| f.1)
+            .sum::<f64>()
+            .max(f64::MIN_POSITIVE);
+        for (name, gain) in importance.iter().take(10) {
+            eprintln!("  {name:<28} {:>6.1}%", 100.0 * gain / total);
+        }
+    }
     println!("bundle {}", dir.display());
     if args.evaluate {
         let started = Instant::now();

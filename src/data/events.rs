@@ -50,6 +50,11 @@ impl EventKind {
         }
     }
 
+    /// The kind whose discriminant is `index` (0 view, 1 addtocart, 2 transaction).
+    pub fn from_index(index: u8) -> Option<EventKind> {
+        EventKind::ALL.get(index as usize).copied()
+    }
+
     /// The name used in files and APIs.
     pub fn as_str(self) -> &'static str {
         match self {

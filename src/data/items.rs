@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::DataError;
+use super::ids::IdMap;
 use super::table::Table;
 
 /// What is known about one item.
@@ -26,6 +27,18 @@ pub struct ItemInfo {
 pub struct ItemFeatures {
     /// Features keyed by raw `item_id`.
     pub by_item: HashMap<i64, ItemInfo>,
+}
+
+impl ItemFeatures {
+    /// What is known about each dense item of `items` (unknown items get
+    /// [`ItemInfo::default`], all `None`).
+    pub fn dense(&self, items: &IdMap) -> Vec<ItemInfo> {
+        items
+            .raw_ids()
+            .iter()
+            .map(|raw| self.by_item.get(raw).copied().unwrap_or_default())
+            .collect()
+    }
 }
 
 /// The columns an item-features file must have.

@@ -60,6 +60,48 @@ impl TrainSet {
         }
     }
 
+    /// Reassemble a training set from its stored columns (a bundle's copy),
+    /// checking that they fit together.
+    pub fn from_parts(
+        users: IdMap,
+        items: IdMap,
+        user_offsets: Vec<usize>,
+        item: Vec<u32>,
+        timestamp_ms: Vec<i64>,
+        kind: Vec<EventKind>,
+        cutoff_ms: i64,
+    ) -> Result<TrainSet, String> {
+        let n = item.len();
+        if timestamp_ms.len() != n || kind.len() != n {
+            return Err("event columns differ in length".into());
+        }
+        let expected_offsets = if n == 0 { 1 } else { users.len() + 1 };
+        if user_offsets.len() != expected_offsets
+            || user_offsets.first() != Some(&0)
+            || user_offsets.last() != Some(&n)
+            || user_offsets.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err("user offsets do not match the users and events".into());
+        }
+        if item.iter().any(|&i| i as usize >= items.len()) {
+            return Err("events refer to unknown items".into());
+        }
+        let mut user = Vec::with_capacity(n);
+        for (u, w) in user_offsets.windows(2).enumerate() {
+            user.extend(std::iter::repeat_n(u as u32, w[1] - w[0]));
+        }
+        Ok(TrainSet {
+            users,
+            items,
+            user,
+            item,
+            timestamp_ms,
+            kind,
+            user_offsets,
+            cutoff_ms,
+        })
+    }
+
     /// Number of training events.
     pub fn len(&self) -> usize {
         self.user.len()

@@ -16,6 +16,8 @@ use rayon::prelude::*;
 use crate::bundle::Bundle;
 use crate::data::{EventKind, EventLog, IdMap, Protocol, Split};
 use crate::models::{exclude_seen, Recommender};
+use crate::rank::candidates::{N_SOURCES, SOURCES};
+use crate::rank::TwoStage;
 use metrics::{user_metrics, MetricSums, Metrics};
 pub use report::Report;
 
@@ -160,6 +162,59 @@ pub fn evaluate(
         .collect()
 }
 
+/// How many of the relevant items two_stage's candidate sources reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRecall {
+    /// Per source: name, mean recall over users, items proposed at most.
+    pub sources: Vec<(String, f64, usize)>,
+    /// Recall of the union of all sources.
+    pub union_recall: f64,
+    /// Mean size of the union per user.
+    pub union_size: f64,
+}
+
+/// Recall of `model`'s candidates (each source and the union) on `users`,
+/// averaged like recall@k: relevant items reached over all relevant items.
+pub fn candidate_recall(model: &TwoStage, users: &[TestUser]) -> CandidateRecall {
+    let mut per_source = [0.0f64; N_SOURCES];
+    let (mut union, mut size) = (0.0f64, 0.0f64);
+    for chunk in users.chunks(4096) {
+        let queries: Vec<Option<u32>> = chunk.iter().map(|u| u.user).collect();
+        let c = model.candidates(&queries);
+        for (q, user) in chunk.iter().enumerate() {
+            let n = user.n_relevant.max(1) as f64;
+            let rows = c.rows(q);
+            size += rows.len() as f64;
+            for r in rows {
+                if user.relevant.binary_search(&c.items[r]).is_err() {
+                    continue;
+                }
+                union += 1.0 / n;
+                for (s, rank) in c.ranks[r].iter().enumerate() {
+                    if !rank.is_nan() {
+                        per_source[s] += 1.0 / n;
+                    }
+                }
+            }
+        }
+    }
+    let users_n = users.len().max(1) as f64;
+    CandidateRecall {
+        sources: SOURCES
+            .iter()
+            .map(|&s| {
+                (
+                    s.name().to_string(),
+                    per_source[s.index()] / users_n,
+                    model.config.candidates.n(s),
+                )
+            })
+            .collect(),
+        union_recall: union / users_n,
+        union_size: size / users_n,
+    }
+}
+
 /// Evaluate every model of `bundle` on the test window of `split` at `k`.
 pub fn evaluate_bundle(
     bundle: &Bundle,
@@ -178,6 +233,10 @@ pub fn evaluate_bundle(
         seen.as_ref(),
     );
     let warm_users = users.iter().filter(|u| u.user.is_some()).count();
+    let candidates = bundle
+        .two_stage
+        .as_ref()
+        .map(|m| candidate_recall(m, &users));
     Report {
         k,
         protocol: split.protocol,
@@ -187,6 +246,7 @@ pub fn evaluate_bundle(
         cold_users: users.len() - warm_users,
         results,
         bundle: Some(bundle.manifest.run_id.clone()),
+        candidates,
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use super::metrics::Metrics;
-use super::ModelResult;
+use super::{CandidateRecall, ModelResult};
 use crate::data::time::format_date;
 use crate::data::Protocol;
 
@@ -32,6 +32,16 @@ pub struct Report {
     pub results: Vec<ModelResult>,
     /// The bundle evaluated, if any.
     pub bundle: Option<String>,
+    /// Recall of two_stage's candidates, when the bundle has that model.
+    pub candidates: Option<CandidateRecall>,
+}
+
+/// The model whose uplift over the others is reported.
+const TWO_STAGE: &str = "two_stage";
+
+/// Relative change from `base` to `new`, in percent (None when base is 0).
+fn uplift_percent(new: f64, base: f64) -> Option<f64> {
+    (base > 0.0).then(|| (new / base - 1.0) * 100.0)
 }
 
 const COLUMNS: [&str; 6] = ["precision", "recall", "ndcg", "map", "hit_rate", "coverage"];
@@ -54,7 +64,7 @@ impl Report {
             }
             Value::Object(map)
         };
-        json!({
+        let mut out = json!({
             "k": self.k,
             "protocol": self.protocol.as_str(),
             "cutoff": format_date(self.cutoff_ms),
@@ -65,7 +75,33 @@ impl Report {
                 "cold": {"users": self.cold_users, "models": models(|r| &r.cold)},
             },
             "bundle": self.bundle,
-        })
+        });
+        if let Some(c) = &self.candidates {
+            let mut map = Map::new();
+            for (name, recall, n) in &c.sources {
+                map.insert(name.clone(), json!({"recall_at_n": recall, "n": n}));
+            }
+            map.insert(
+                "union".into(),
+                json!({"recall_at_n": c.union_recall, "n": c.union_size}),
+            );
+            out["candidates"] = Value::Object(map);
+        }
+        if let Some(two) = self.results.iter().find(|r| r.name == TWO_STAGE) {
+            let mut map = Map::new();
+            for base in self.results.iter().filter(|r| r.name != TWO_STAGE) {
+                let mut per_metric = Map::new();
+                for (c, (new, old)) in COLUMNS
+                    .iter()
+                    .zip(values(&two.all).into_iter().zip(values(&base.all)))
+                {
+                    per_metric.insert(c.to_string(), json!(uplift_percent(new, old)));
+                }
+                map.insert(base.name.clone(), Value::Object(per_metric));
+            }
+            out["uplift_percent"] = Value::Object(map);
+        }
+        out
     }
 
     /// A plain-text table: models × metrics, overall then per segment.
@@ -110,6 +146,54 @@ impl Report {
                 out.push('\n');
             }
         }
+        self.write_uplift(&mut out);
+        self.write_candidates(&mut out);
         out
+    }
+
+    fn write_uplift(&self, out: &mut String) {
+        let Some(two) = self.results.iter().find(|r| r.name == TWO_STAGE) else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\ntwo_stage uplift over each single stage, all users (%)"
+        );
+        let _ = write!(out, "{:<10}", "over");
+        for c in COLUMNS {
+            let _ = write!(out, " {c:>12}");
+        }
+        out.push('\n');
+        for base in self.results.iter().filter(|r| r.name != TWO_STAGE) {
+            let _ = write!(out, "{:<10}", base.name);
+            for (new, old) in values(&two.all).into_iter().zip(values(&base.all)) {
+                match uplift_percent(new, old) {
+                    Some(p) => {
+                        let _ = write!(out, " {:>12}", format!("{p:+.1}"));
+                    }
+                    None => {
+                        let _ = write!(out, " {:>12}", "n/a");
+                    }
+                }
+            }
+            out.push('\n');
+        }
+    }
+
+    fn write_candidates(&self, out: &mut String) {
+        let Some(c) = &self.candidates else { return };
+        let _ = writeln!(
+            out,
+            "\ntwo_stage candidates: recall of the relevant items, all users"
+        );
+        let _ = writeln!(out, "{:<18} {:>8} {:>12}", "source", "n", "recall@n");
+        for (name, recall, n) in &c.sources {
+            let _ = writeln!(out, "{name:<18} {n:>8} {recall:>12.4}");
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>8.1} {:>12.4}",
+            "union (mean size)", c.union_size, c.union_recall
+        );
     }
 }

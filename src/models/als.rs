@@ -35,7 +35,6 @@ use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
 use super::factors::{axpy_kernel, dot_kernel, Factors};
-use super::topk::top_k;
 use super::{Recommender, Scored};
 use crate::data::EventWeights;
 use crate::rng::Rng;
@@ -132,21 +131,36 @@ impl Als {
 
     /// The `n` items most similar to `item` by cosine of their factors, itself excluded.
     pub fn similar_items(&self, item: u32, n: usize) -> Vec<Scored> {
+        self.similar_items_batch(&[item], n)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`Als::similar_items`] for many items at once (one matrix product per
+    /// batch); an item unknown to the model gets an empty list.
+    pub fn similar_items_batch(&self, items: &[u32], n: usize) -> Vec<Vec<Scored>> {
         let unit = self
             .unit_items
             .get_or_init(|| self.item_factors.normalized());
-        if item as usize >= unit.rows {
-            return Vec::new();
-        }
-        let scores = unit.scores_against(&[item as usize], unit);
-        top_k(
-            scores
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != item as usize)
-                .map(|(i, &s)| (i as u32, s)),
-            n,
-        )
+        let known: Vec<usize> = items
+            .iter()
+            .map(|&i| i as usize)
+            .filter(|&i| i < unit.rows)
+            .collect();
+        // One extra so that dropping the item itself still leaves n.
+        let mut lists = unit.top_n_against(&known, unit, n + 1).into_iter();
+        items
+            .iter()
+            .map(|&item| {
+                if item as usize >= unit.rows {
+                    return Vec::new();
+                }
+                let mut list = lists.next().unwrap_or_default();
+                list.retain(|&(i, _)| i != item);
+                list.truncate(n);
+                list
+            })
+            .collect()
     }
 }
 

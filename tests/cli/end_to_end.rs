@@ -8,7 +8,7 @@ fn json(out: &Output) -> Value {
     serde_json::from_str(ok(out).trim()).expect("stdout is one JSON object")
 }
 
-const MODELS: [&str; 3] = ["popular", "history", "als"];
+const MODELS: [&str; 4] = ["popular", "history", "als", "two_stage"];
 const METRICS: [&str; 6] = ["precision", "recall", "ndcg", "map", "hit_rate", "coverage"];
 
 #[test]
@@ -118,12 +118,15 @@ fn recommend_for_known_and_unknown_users_and_items() {
     // 1150086 is the extract's most active visitor before the cutoff.
     let known = json(&s.run(&["recommend", "--user-id", "1150086", "--k", "5"]));
     assert_eq!(known["known_user"], true, "{known}");
-    assert_eq!(known["model"], "als");
+    assert_eq!(
+        known["model"], "two_stage",
+        "the default when the bundle has it"
+    );
     let recs = known["recommendations"].as_array().unwrap();
     assert_eq!(recs.len(), 5);
     assert!(recs
         .iter()
-        .all(|r| r["source"] == "als" && r["item_id"].is_i64()));
+        .all(|r| r["source"] == "two_stage" && r["item_id"].is_i64()));
 
     let unknown = json(&s.run(&["recommend", "--user-id", "-1", "--k", "3"]));
     assert_eq!(unknown["known_user"], false);
@@ -193,4 +196,64 @@ fn generated_data_trains_and_evaluates_in_csv_and_parquet() {
             "{report}"
         );
     }
+}
+
+#[test]
+fn two_stage_reports_uplift_and_candidate_recall() {
+    let s = Scratch::default_data();
+    let out = s.run(&["train", "--evaluate"]);
+    let table = ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("two_stage re-ranker") && log.contains("top features by gain"),
+        "{log}"
+    );
+    for needle in [
+        "two_stage uplift over each single stage",
+        "union (mean size)",
+    ] {
+        assert!(table.contains(needle), "`{needle}` missing from:\n{table}");
+    }
+    let bundle = &s.bundles()[0];
+    let trees: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("two_stage_reranker.json")).unwrap())
+            .unwrap();
+    assert!(trees.is_object());
+    let importance: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("two_stage_importance.json")).unwrap())
+            .unwrap();
+    assert!(
+        importance[0]["gain"].as_f64().unwrap() > 0.0,
+        "{importance}"
+    );
+
+    // The bundle reloads and scores the same as when it was trained.
+    let report = json(&s.run(&["evaluate", "--json"]));
+    let candidates = &report["candidates"];
+    let union = candidates["union"]["recall_at_n"].as_f64().unwrap();
+    for source in ["als", "similar", "history", "popular", "category_popular"] {
+        let recall = candidates[source]["recall_at_n"].as_f64().unwrap();
+        assert!(
+            (0.0..=union + 1e-12).contains(&recall),
+            "{source}: {candidates}"
+        );
+        assert!(candidates[source]["n"].as_u64().unwrap() > 0);
+    }
+    // The re-ranker orders only candidates (and popular filler), so it cannot
+    // find more than the union holds.
+    let two_stage = &report["models"]["two_stage"];
+    assert!(two_stage["recall"].as_f64().unwrap() <= union + 1e-12);
+    let shown = report["uplift_percent"]["popular"]["recall"].as_f64();
+    assert!(shown.is_some(), "{report}");
+    let table_recall = table
+        .lines()
+        .find(|l| l.starts_with("two_stage"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    assert!((table_recall - two_stage["recall"].as_f64().unwrap()).abs() < 1e-4);
+
+    let answer = json(&s.run(&["recommend", "--user-id", "820159", "--k", "5"]));
+    assert_eq!(answer["model"], "two_stage");
+    assert_eq!(answer["recommendations"].as_array().unwrap().len(), 5);
 }

@@ -1,0 +1,434 @@
+//! Features of (user, candidate item) pairs, for the re-ranker.
+//!
+//! Everything is computed from one period's events ([`TrainSet`]) as of that
+//! period's end (`cutoff_ms`): the re-ranker learns from a period that ends where
+//! its label window starts, so no feature can see an event of the label window.
+//! Four groups, one row per candidate:
+//! - **source**: each source's score and rank ([`Candidates`]); NaN where the
+//!   source did not propose the item — "not proposed" is not "score 0";
+//! - **user**: events by kind over 7 / 30 days and all time, days since the first
+//!   and last event, distinct items and categories;
+//! - **item**: the same counts for the item, cart rate, trend (last week against
+//!   the three before), distinct users, age, category, parent, availability
+//!   (NaN = unknown) and the category's recent add-to-carts;
+//! - **user × item**: the user's views / carts / purchases of the item, days since
+//!   the first and last of them, its rank in the user's recency list, whether
+//!   its category is one of the user's recent ones and the share of the user's
+//!   events in that category.
+//!
+//! Values are `f32`, rows are row-major with [`feature_names`] as columns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+
+use super::candidates::{Candidates, SOURCES};
+use crate::data::time::DAY_MS;
+use crate::data::{EventKind, ItemInfo, TrainSet};
+
+/// Windows of the event counts, in days before the period's end (`None` = all time).
+const WINDOWS: [(Option<i64>, &str); 3] = [(Some(7), "7d"), (Some(30), "30d"), (None, "all")];
+const KINDS: [(EventKind, &str); 3] = [
+    (EventKind::View, "views"),
+    (EventKind::AddToCart, "carts"),
+    (EventKind::Transaction, "transactions"),
+];
+
+const USER_EXTRA: [&str; 4] = [
+    "user_days_since_last",
+    "user_days_since_first",
+    "user_distinct_items",
+    "user_distinct_categories",
+];
+const ITEM_EXTRA: [&str; 9] = [
+    "item_cart_rate",
+    "item_trend",
+    "item_users",
+    "item_days_since_last",
+    "item_days_since_first",
+    "item_category",
+    "item_parent",
+    "item_available",
+    "category_carts_30d",
+];
+const USER_ITEM: [&str; 8] = [
+    "ui_views",
+    "ui_carts",
+    "ui_transactions",
+    "ui_days_since_last",
+    "ui_days_since_first",
+    "ui_recency_rank",
+    "ui_recent_category",
+    "ui_category_share",
+];
+
+/// Column names of the feature table, in order.
+pub fn feature_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = Vec::new();
+        for s in SOURCES {
+            names.push(format!("{}_score", s.name()));
+            names.push(format!("{}_rank", s.name()));
+        }
+        for who in ["user", "item"] {
+            for (_, kind) in KINDS {
+                for (_, window) in WINDOWS {
+                    names.push(format!("{who}_{kind}_{window}"));
+                }
+            }
+            let extra: &[&str] = if who == "user" {
+                &USER_EXTRA
+            } else {
+                &ITEM_EXTRA
+            };
+            names.extend(extra.iter().map(|s| s.to_string()));
+        }
+        names.extend(USER_ITEM.iter().map(|s| s.to_string()));
+        names
+    })
+}
+
+/// Number of feature columns.
+pub fn n_features() -> usize {
+    feature_names().len()
+}
+
+/// Counts by kind (rows) and window (columns).
+type Counts = [[f32; 3]; 3];
+
+fn count(counts: &mut Counts, kind: EventKind, age_ms: i64) {
+    for (w, (days, _)) in WINDOWS.iter().enumerate() {
+        if days.is_none_or(|d| age_ms < d * DAY_MS) {
+            counts[kind as usize][w] += 1.0;
+        }
+    }
+}
+
+fn days(ms: i64) -> f32 {
+    ms as f32 / DAY_MS as f32
+}
+
+/// Per-item aggregates of one period, computed once.
+#[derive(Debug, Clone)]
+struct ItemStats {
+    counts: Vec<Counts>,
+    /// Views 8..28 days before the end, for the trend.
+    views_before: Vec<f32>,
+    users: Vec<f32>,
+    first_ms: Vec<i64>,
+    last_ms: Vec<i64>,
+    category_carts_30d: HashMap<i64, f32>,
+}
+
+impl ItemStats {
+    fn compute(train: &TrainSet, items: &[ItemInfo]) -> ItemStats {
+        let n = train.items.len();
+        let now = train.cutoff_ms;
+        let mut s = ItemStats {
+            counts: vec![[[0.0; 3]; 3]; n],
+            views_before: vec![0.0; n],
+            users: vec![0.0; n],
+            first_ms: vec![i64::MAX; n],
+            last_ms: vec![i64::MIN; n],
+            category_carts_30d: HashMap::new(),
+        };
+        let mut last_user = vec![u32::MAX; n];
+        for e in 0..train.len() {
+            let item = train.item[e] as usize;
+            let t = train.timestamp_ms[e];
+            let age = now - t;
+            count(&mut s.counts[item], train.kind[e], age);
+            if train.kind[e] == EventKind::View && (7 * DAY_MS..28 * DAY_MS).contains(&age) {
+                s.views_before[item] += 1.0;
+            }
+            // Events are grouped by user, so a user's repeats are adjacent per item.
+            if last_user[item] != train.user[e] {
+                last_user[item] = train.user[e];
+                s.users[item] += 1.0;
+            }
+            s.first_ms[item] = s.first_ms[item].min(t);
+            s.last_ms[item] = s.last_ms[item].max(t);
+            if train.kind[e] == EventKind::AddToCart && age < 30 * DAY_MS {
+                if let Some(c) = items.get(item).and_then(|i| i.category) {
+                    *s.category_carts_30d.entry(c).or_default() += 1.0;
+                }
+            }
+        }
+        s
+    }
+}
+
+/// What one user did in the period, gathered for their candidate rows.
+struct UserSummary {
+    counts: Counts,
+    first_ms: Option<i64>,
+    last_ms: Option<i64>,
+    /// Per item: counts by kind, first and last time, recency rank (1 = latest).
+    by_item: HashMap<u32, ([f32; 3], i64, i64, usize)>,
+    by_category: HashMap<i64, f32>,
+    recent_categories: Vec<i64>,
+    events: f32,
+}
+
+/// Computes feature rows for one period's users and candidates.
+#[derive(Debug, Clone)]
+pub struct FeatureContext {
+    /// The period's events.
+    pub train: Arc<TrainSet>,
+    /// Attributes of the period's items (dense).
+    pub items: Arc<Vec<ItemInfo>>,
+    /// How many of a user's latest distinct items define "recent categories".
+    pub recent_items: usize,
+    stats: ItemStats,
+}
+
+impl FeatureContext {
+    /// Aggregate `train` once; `items` describes its dense items.
+    pub fn new(train: Arc<TrainSet>, items: Arc<Vec<ItemInfo>>, recent_items: usize) -> Self {
+        let stats = ItemStats::compute(&train, &items);
+        FeatureContext {
+            train,
+            items,
+            recent_items,
+            stats,
+        }
+    }
+
+    fn summarize(&self, user: Option<u32>) -> UserSummary {
+        let mut s = UserSummary {
+            counts: [[0.0; 3]; 3],
+            first_ms: None,
+            last_ms: None,
+            by_item: HashMap::new(),
+            by_category: HashMap::new(),
+            recent_categories: Vec::new(),
+            events: 0.0,
+        };
+        let Some(u) = user else { return s };
+        let train = &self.train;
+        let now = train.cutoff_ms;
+        for e in train.user_events(u) {
+            let (item, t, kind) = (train.item[e], train.timestamp_ms[e], train.kind[e]);
+            count(&mut s.counts, kind, now - t);
+            s.first_ms = Some(s.first_ms.map_or(t, |f| f.min(t)));
+            s.last_ms = Some(s.last_ms.map_or(t, |l| l.max(t)));
+            let entry = s.by_item.entry(item).or_insert(([0.0; 3], t, t, 0));
+            entry.0[kind as usize] += 1.0;
+            entry.1 = entry.1.min(t);
+            entry.2 = entry.2.max(t);
+            if let Some(c) = self.items.get(item as usize).and_then(|i| i.category) {
+                *s.by_category.entry(c).or_default() += 1.0;
+            }
+            s.events += 1.0;
+        }
+        let mut by_recency: Vec<(u32, i64)> = s.by_item.iter().map(|(&i, v)| (i, v.2)).collect();
+        by_recency.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (rank, (item, _)) in by_recency.iter().enumerate() {
+            s.by_item.get_mut(item).expect("item present").3 = rank + 1;
+            if rank < self.recent_items {
+                if let Some(c) = self.items.get(*item as usize).and_then(|i| i.category) {
+                    if !s.recent_categories.contains(&c) {
+                        s.recent_categories.push(c);
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Feature rows (row-major, [`n_features`] columns) for every candidate of
+    /// `candidates`, whose `q`-th user is `users[q]`.
+    pub fn build(&self, users: &[Option<u32>], candidates: &Candidates) -> Vec<f32> {
+        assert_eq!(
+            users.len(),
+            candidates.users(),
+            "one user per candidate list"
+        );
+        let width = n_features();
+        let mut out = vec![0.0f32; candidates.len() * width];
+        // Split the output into per-user blocks so users fill theirs in parallel.
+        let mut blocks: Vec<(usize, &mut [f32])> = Vec::with_capacity(users.len());
+        let mut rest = out.as_mut_slice();
+        for q in 0..users.len() {
+            let (block, tail) = rest.split_at_mut(candidates.rows(q).len() * width);
+            blocks.push((q, block));
+            rest = tail;
+        }
+        blocks.into_par_iter().for_each(|(q, block)| {
+            let summary = self.summarize(users[q]);
+            for (row, r) in block.chunks_exact_mut(width).zip(candidates.rows(q)) {
+                self.fill_row(row, &summary, candidates, r);
+            }
+        });
+        out
+    }
+
+    fn fill_row(&self, row: &mut [f32], user: &UserSummary, cands: &Candidates, r: usize) {
+        let now = self.train.cutoff_ms;
+        let item = cands.items[r];
+        let i = item as usize;
+        let info = self.items.get(i).copied().unwrap_or_default();
+        let stats = &self.stats;
+        let mut col = 0;
+        let mut put = |v: f32| {
+            row[col] = v;
+            col += 1;
+        };
+        for s in 0..SOURCES.len() {
+            put(cands.scores[r][s]);
+            put(cands.ranks[r][s]);
+        }
+        // User.
+        for kind in user.counts {
+            kind.into_iter().for_each(&mut put);
+        }
+        put(user.last_ms.map_or(f32::NAN, |t| days(now - t)));
+        put(user.first_ms.map_or(f32::NAN, |t| days(now - t)));
+        put(user.by_item.len() as f32);
+        put(user.by_category.len() as f32);
+        // Item.
+        let counts = stats.counts[i];
+        for kind in counts {
+            kind.into_iter().for_each(&mut put);
+        }
+        let (views_all, carts_all) = (counts[0][2], counts[1][2]);
+        put(carts_all / (views_all + 1.0));
+        put(counts[0][0] / (stats.views_before[i] / 3.0 + 1.0));
+        put(stats.users[i]);
+        let seen = stats.first_ms[i] != i64::MAX;
+        put(if seen {
+            days(now - stats.last_ms[i])
+        } else {
+            f32::NAN
+        });
+        put(if seen {
+            days(now - stats.first_ms[i])
+        } else {
+            f32::NAN
+        });
+        put(info.category.map_or(f32::NAN, |c| c as f32));
+        put(info.parent.map_or(f32::NAN, |p| p as f32));
+        put(info.available.map_or(f32::NAN, |a| f32::from(u8::from(a))));
+        put(info.category.map_or(f32::NAN, |c| {
+            stats.category_carts_30d.get(&c).copied().unwrap_or(0.0)
+        }));
+        // User × item.
+        match user.by_item.get(&item) {
+            Some((kinds, first, last, rank)) => {
+                kinds.iter().copied().for_each(&mut put);
+                put(days(now - last));
+                put(days(now - first));
+                put(*rank as f32);
+            }
+            None => {
+                [0.0, 0.0, 0.0, f32::NAN, f32::NAN, f32::NAN]
+                    .into_iter()
+                    .for_each(&mut put);
+            }
+        }
+        match info.category {
+            Some(c) => {
+                put(f32::from(u8::from(user.recent_categories.contains(&c))));
+                let share = user.by_category.get(&c).copied().unwrap_or(0.0);
+                put(if user.events > 0.0 {
+                    share / user.events
+                } else {
+                    f32::NAN
+                });
+            }
+            None => {
+                put(f32::NAN);
+                put(f32::NAN);
+            }
+        }
+        debug_assert_eq!(col, row.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::EventLog;
+    use crate::rank::candidates::N_SOURCES;
+
+    fn column(name: &str) -> usize {
+        feature_names().iter().position(|n| n == name).unwrap()
+    }
+
+    #[test]
+    fn names_are_unique_and_match_the_row_width() {
+        let mut names = feature_names().to_vec();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+        assert_eq!(n, 2 * N_SOURCES + 9 + 4 + 9 + 9 + 8);
+    }
+
+    #[test]
+    fn counts_windows_and_missing_values() {
+        let now = 100 * DAY_MS;
+        let mut log = EventLog::default();
+        log.push(now - 40 * DAY_MS, 1, EventKind::View, 10);
+        log.push(now - 10 * DAY_MS, 1, EventKind::View, 10);
+        log.push(now - DAY_MS, 1, EventKind::AddToCart, 10);
+        log.push(now - 2 * DAY_MS, 1, EventKind::View, 11);
+        log.push(now - 3 * DAY_MS, 2, EventKind::View, 10);
+        log.sort_dedup();
+        let train = Arc::new(TrainSet::new(&log, now));
+        let i10 = train.items.get(10).unwrap();
+        let i11 = train.items.get(11).unwrap();
+        let mut info = vec![ItemInfo::default(); train.items.len()];
+        info[i10 as usize] = ItemInfo {
+            category: Some(5),
+            parent: Some(1),
+            available: Some(true),
+        };
+        let ctx = FeatureContext::new(train.clone(), Arc::new(info), 5);
+        let mut cands = Candidates {
+            offsets: vec![0, 2, 3],
+            ..Candidates::default()
+        };
+        for item in [i10, i11, i10] {
+            cands.items.push(item);
+            cands.scores.push([f32::NAN; N_SOURCES]);
+            cands.ranks.push([f32::NAN; N_SOURCES]);
+        }
+        cands.scores[0][0] = 0.5;
+        let u1 = train.users.get(1);
+        let rows = ctx.build(&[u1, None], &cands);
+        let w = n_features();
+        let at = |row: usize, name: &str| rows[row * w + column(name)];
+        assert_eq!(at(0, "als_score"), 0.5);
+        assert!(at(0, "als_rank").is_nan() && at(1, "als_score").is_nan());
+        assert_eq!(at(0, "user_views_7d"), 1.0);
+        assert_eq!(at(0, "user_views_30d"), 2.0);
+        assert_eq!(at(0, "user_views_all"), 3.0);
+        assert_eq!(at(0, "user_carts_7d"), 1.0);
+        assert_eq!(at(0, "user_days_since_last"), 1.0);
+        assert_eq!(at(0, "user_days_since_first"), 40.0);
+        assert_eq!(at(0, "item_views_all"), 3.0);
+        assert_eq!(at(0, "item_users"), 2.0);
+        assert_eq!(at(0, "item_carts_30d"), 1.0);
+        assert_eq!(at(0, "item_category"), 5.0);
+        assert_eq!(at(0, "item_available"), 1.0);
+        assert_eq!(at(0, "category_carts_30d"), 1.0);
+        assert_eq!(at(0, "ui_views"), 2.0);
+        assert_eq!(at(0, "ui_carts"), 1.0);
+        assert_eq!(at(0, "ui_days_since_last"), 1.0);
+        assert_eq!(at(0, "ui_recency_rank"), 1.0);
+        assert_eq!(at(0, "ui_recent_category"), 1.0);
+        assert_eq!(at(0, "ui_category_share"), 0.75);
+        // Item 11 has no known category: category features are missing, not 0.
+        assert!(at(1, "item_category").is_nan() && at(1, "ui_recent_category").is_nan());
+        assert_eq!(at(1, "ui_recency_rank"), 2.0);
+        // A user unknown to the period: zero counts, unknown recency.
+        assert_eq!(at(2, "user_views_all"), 0.0);
+        assert!(at(2, "user_days_since_last").is_nan());
+        assert_eq!(at(2, "ui_views"), 0.0);
+        assert!(at(2, "ui_days_since_last").is_nan());
+        assert!(at(2, "ui_category_share").is_nan());
+    }
+}

@@ -1,0 +1,488 @@
+//! `two_stage`: candidates from the single-stage models, re-ranked by a GBDT.
+//!
+//! ## Training protocol
+//! The re-ranker must learn from data shaped like what it will score, without
+//! seeing the future. The training period (everything before the test cutoff
+//! `C`) is split once more: the last `label_days` before `C` are the *label
+//! window*; popular, history and ALS are refitted on the events before it,
+//! candidates and features are built as of the window's start, and a candidate
+//! is positive when the user's events in the window make it relevant under the
+//! split's protocol (an add-to-cart under `strict`). With `label_windows > 1`
+//! the same is repeated for earlier windows (each `label_days` long, stepping
+//! back) and the groups are stacked — more users to learn from on small data.
+//!
+//! Users whose candidates hold no positive teach a ranking objective nothing and
+//! are skipped (under the binary objective they stay, as all-negative rows).
+//! `max_negatives` > 0 keeps only that many negatives per user, drawn with the
+//! seed; 0 keeps all.
+//!
+//! For recommendations the candidates and features are rebuilt on the whole
+//! training period, from the bundle's own single-stage models, and scored.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::candidates::{generate, CandidateConfig, Candidates, Sources};
+use super::features::{feature_names, n_features, FeatureContext};
+use super::gbdt::{Booster, Dataset, GbdtConfig, Objective};
+use crate::config::ModelsConfig;
+use crate::data::time::DAY_MS;
+use crate::data::{split, EventLog, ItemFeatures, ItemInfo, Protocol, TrainSet};
+use crate::eval::{ground_truth, TestUser};
+use crate::models::topk::sort_best_first;
+use crate::models::{Recommender, Scored};
+use crate::progress;
+use crate::rng::Rng;
+use crate::train::fit_single_stage;
+
+/// `[models.two_stage]`: candidates, training protocol and re-ranker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TwoStageConfig {
+    /// Length of the label window, in days before the test cutoff.
+    pub label_days: u32,
+    /// Label windows stacked, each `label_days` long, stepping back in time.
+    pub label_windows: usize,
+    /// Negatives kept per user (drawn with `seed`); 0 keeps all.
+    pub max_negatives: usize,
+    /// Grade labels (LambdaRank only): 2 = relevant, 1 = touched in the label
+    /// window without counting as relevant (e.g. only viewed under `strict`),
+    /// 0 = neither. Off: 1 = relevant, 0 = not.
+    pub graded_labels: bool,
+    /// Seed of sampling, the validation split and the trees.
+    pub seed: u64,
+    /// Share of the training users held out to validate (early stopping).
+    pub valid_fraction: f64,
+    /// `[models.two_stage.candidates]`.
+    pub candidates: CandidateConfig,
+    /// `[models.two_stage.reranker]`: the gradient-boosted trees.
+    pub reranker: GbdtConfig,
+}
+
+impl Default for TwoStageConfig {
+    fn default() -> Self {
+        TwoStageConfig {
+            label_days: 31,
+            label_windows: 3,
+            max_negatives: 0,
+            graded_labels: true,
+            seed: 42,
+            valid_fraction: 0.2,
+            candidates: CandidateConfig::default(),
+            // Smaller, slower-learning trees than LightGBM's defaults: the
+            // label windows of small shops hold few users.
+            reranker: GbdtConfig {
+                num_trees: 300,
+                learning_rate: 0.05,
+                num_leaves: 15,
+                lambda_l2: 1.0,
+                feature_fraction: 0.8,
+                early_stopping_rounds: Some(40),
+                seed: 42,
+                ..GbdtConfig::default()
+            },
+        }
+    }
+}
+
+/// The re-ranker's training rows: features, labels and per-user groups.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingTable {
+    /// Row-major features, [`n_features`] columns.
+    pub features: Vec<f32>,
+    /// 1 for a relevant candidate, else 0 (see `graded_labels` for grades).
+    pub labels: Vec<f32>,
+    /// Group `g` (one user of one window) is rows `groups[g]..groups[g + 1]`.
+    pub groups: Vec<usize>,
+    /// Users with events in a label window that the protocol counts.
+    pub label_users: usize,
+    /// Relevant items of those users known to the period's models.
+    pub relevant: usize,
+    /// Of which reached by the candidates.
+    pub relevant_in_candidates: usize,
+}
+
+impl TrainingTable {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// The single-stage models two_stage draws candidates from, fitted on `train`.
+pub fn fit_sources(
+    train: &TrainSet,
+    models: &ModelsConfig,
+    items: &[ItemInfo],
+    candidates: &CandidateConfig,
+    label: &str,
+) -> Result<Sources> {
+    let fitted = fit_single_stage(train, models, |_| true, label)?;
+    let missing = "fit_single_stage fits every model asked for";
+    Ok(Sources::new(
+        Arc::new(fitted.popular.expect(missing)),
+        Arc::new(fitted.history.expect(missing)),
+        Arc::new(fitted.als.expect(missing)),
+        items,
+        candidates.category_popular,
+    ))
+}
+
+/// Build the re-ranker's training rows from `train` (the events before the test
+/// cutoff `cutoff_ms`, as split under `protocol`).
+pub fn training_table(
+    train: &EventLog,
+    cutoff_ms: i64,
+    protocol: Protocol,
+    item_features: Option<&ItemFeatures>,
+    models: &ModelsConfig,
+    config: &TwoStageConfig,
+) -> Result<TrainingTable> {
+    let mut table = TrainingTable {
+        groups: vec![0],
+        ..TrainingTable::default()
+    };
+    let ranking = matches!(config.reranker.objective, Objective::LambdaRank { .. });
+    let mut rng = Rng::new(config.seed);
+    let window_ms = i64::from(config.label_days) * DAY_MS;
+    for w in 0..config.label_windows.max(1) {
+        let label_end = cutoff_ms - w as i64 * window_ms;
+        let label_start = label_end - window_ms;
+        let inner = split(train, label_start, protocol);
+        if inner.train.is_empty() {
+            break;
+        }
+        let labels = inner
+            .test
+            .filter(|i| inner.test.timestamp_ms[i] < label_end);
+        let period = Arc::new(TrainSet::new(&inner.train, label_start));
+        let items = Arc::new(
+            item_features
+                .map(|f| f.dense(&period.items))
+                .unwrap_or_else(|| vec![Default::default(); period.items.len()]),
+        );
+        let mut truth = ground_truth(&labels, &period.users, &period.items, protocol);
+        // Items each label user touched in the window (any kind), for graded labels.
+        let mut touched: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        if config.graded_labels {
+            for i in 0..labels.len() {
+                if let Some(item) = period.items.get(labels.item[i]) {
+                    touched.entry(labels.visitor[i]).or_default().push(item);
+                }
+            }
+            touched.values_mut().for_each(|v| {
+                v.sort_unstable();
+                v.dedup();
+            });
+            // Users who only touched items are label users too.
+            let known: HashSet<i64> = truth.iter().map(|t| t.visitor).collect();
+            for (&visitor, _) in touched.iter().filter(|(v, _)| !known.contains(v)) {
+                let user = period.users.get(visitor);
+                if protocol == Protocol::Reference && user.is_none() {
+                    continue;
+                }
+                truth.push(TestUser {
+                    visitor,
+                    user,
+                    relevant: Vec::new(),
+                    n_relevant: 0,
+                });
+            }
+        }
+        if truth.is_empty() {
+            continue;
+        }
+        let sources = fit_sources(
+            &period,
+            models,
+            &items,
+            &config.candidates,
+            &format!("two_stage: als for label window {}", w + 1),
+        )?;
+        let users: Vec<Option<u32>> = truth.iter().map(|t| t.user).collect();
+        let candidates = generate(&sources, &period, &users, &config.candidates);
+        let context = FeatureContext::new(period.clone(), items, config.candidates.recent_items);
+        let features = context.build(&users, &candidates);
+        let width = n_features();
+        table.label_users += truth.len();
+        for (q, user) in truth.iter().enumerate() {
+            let rows = candidates.rows(q);
+            let user_touched = touched.get(&user.visitor).map_or(&[][..], Vec::as_slice);
+            let label = |r: usize| {
+                let item = candidates.items[r];
+                if user.relevant.binary_search(&item).is_ok() {
+                    if config.graded_labels {
+                        2.0
+                    } else {
+                        1.0
+                    }
+                } else if user_touched.binary_search(&item).is_ok() {
+                    1.0
+                } else {
+                    0.0
+                }
+            };
+            let positives = rows.clone().filter(|&r| label(r) > 0.0).count();
+            table.relevant += user.relevant.len();
+            table.relevant_in_candidates += rows
+                .clone()
+                .filter(|&r| user.relevant.binary_search(&candidates.items[r]).is_ok())
+                .count();
+            if positives == 0 && ranking {
+                continue;
+            }
+            let mut keep: Vec<usize> = rows.clone().filter(|&r| label(r) > 0.0).collect();
+            let mut negatives: Vec<usize> = rows.clone().filter(|&r| label(r) == 0.0).collect();
+            if config.max_negatives > 0 && negatives.len() > config.max_negatives {
+                // Partial Fisher–Yates: the first max_negatives are a uniform sample.
+                for i in 0..config.max_negatives {
+                    let j = i + rng.below((negatives.len() - i) as u64) as usize;
+                    negatives.swap(i, j);
+                }
+                negatives.truncate(config.max_negatives);
+                negatives.sort_unstable();
+            }
+            keep.extend(negatives);
+            keep.sort_unstable();
+            for r in keep {
+                table
+                    .features
+                    .extend_from_slice(&features[r * width..(r + 1) * width]);
+                table.labels.push(label(r));
+            }
+            table.groups.push(table.labels.len());
+        }
+    }
+    Ok(table)
+}
+
+/// What fitting the re-ranker found, for the bundle manifest and `train`'s output.
+pub fn fit_reranker(
+    table: &TrainingTable,
+    config: &TwoStageConfig,
+) -> Result<(Booster, serde_json::Value)> {
+    anyhow::ensure!(
+        table.groups.len() > 1,
+        "two_stage: no user in the label window has a relevant item among the candidates \
+         ({} users with label events); use more data, a longer `label_days` or more `label_windows`",
+        table.label_users
+    );
+    let names: Vec<String> = feature_names().to_vec();
+    let data = Dataset::new(
+        names,
+        table.features.clone(),
+        table.labels.clone(),
+        table.groups.clone(),
+    )
+    .context("two_stage: building the training table")?;
+    let (fit, valid) = data.split_groups(config.valid_fraction, config.seed);
+    let gbdt = &config.reranker;
+    let bar = progress::bar(gbdt.num_trees as u64, "two_stage: re-ranker trees");
+    let mut curve = Vec::new();
+    let valid = (valid.n_groups() > 0).then_some(&valid);
+    let booster = Booster::fit(&fit, valid, gbdt, |round| {
+        bar.inc(1);
+        curve.push(round.valid_metric);
+    });
+    bar.finish_and_clear();
+    let booster = booster.context("two_stage: fitting the re-ranker")?;
+    let facts = json!({
+        "rows": table.rows(),
+        "groups": table.groups.len() - 1,
+        "positives": table.labels.iter().filter(|&&l| l > 0.0).count(),
+        "label_users": table.label_users,
+        "label_candidate_recall": table.relevant_in_candidates as f64 / table.relevant.max(1) as f64,
+        "trees": booster.n_trees(),
+        "valid_curve": curve,
+    });
+    Ok((booster, facts))
+}
+
+/// The two-stage recommender: candidates from [`Sources`], scored by a [`Booster`].
+#[derive(Debug, Clone)]
+pub struct TwoStage {
+    /// Settings it was trained with.
+    pub config: TwoStageConfig,
+    /// The re-ranker.
+    pub booster: Booster,
+    /// Candidate sources of the whole training period.
+    pub sources: Sources,
+    /// Features as of the end of the training period.
+    pub context: FeatureContext,
+}
+
+impl TwoStage {
+    /// Candidates of `users` (dense users of the training period).
+    pub fn candidates(&self, users: &[Option<u32>]) -> Candidates {
+        generate(
+            &self.sources,
+            &self.context.train,
+            users,
+            &self.config.candidates,
+        )
+    }
+
+    /// Candidates of `users` with the re-ranker's score of each row.
+    pub fn score(&self, users: &[Option<u32>]) -> (Candidates, Vec<f32>) {
+        let candidates = self.candidates(users);
+        let features = self.context.build(users, &candidates);
+        let scores = self.booster.predict(&features, n_features());
+        (candidates, scores)
+    }
+}
+
+impl Recommender for TwoStage {
+    fn name(&self) -> &'static str {
+        "two_stage"
+    }
+
+    fn recommend(&self, user: Option<u32>, n: usize) -> Vec<Scored> {
+        self.recommend_batch(&[user], n).pop().unwrap_or_default()
+    }
+
+    fn recommend_batch(&self, users: &[Option<u32>], n: usize) -> Vec<Vec<Scored>> {
+        // Bounded batches keep the feature table small whatever the number of users.
+        const BATCH: usize = 4096;
+        let mut out = Vec::with_capacity(users.len());
+        for chunk in users.chunks(BATCH) {
+            let (candidates, scores) = self.score(chunk);
+            for q in 0..chunk.len() {
+                let mut list: Vec<Scored> = candidates
+                    .rows(q)
+                    .map(|r| (candidates.items[r], scores[r]))
+                    .collect();
+                sort_best_first(&mut list);
+                list.truncate(n);
+                // Fill short lists with popular items, below every scored one.
+                if list.len() < n {
+                    let floor = list.last().map_or(0.0, |l| l.1) - 1.0;
+                    for &(item, _) in &self.sources.popular.ranked {
+                        if list.len() == n {
+                            break;
+                        }
+                        if !list.iter().any(|l| l.0 == item) {
+                            list.push((item, floor));
+                        }
+                    }
+                }
+                out.push(list);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::time::parse_date_ms;
+    use crate::data::{load_events, load_item_features, BadRows, EventKind};
+
+    /// The embedded RetailRocket extract, split at 2015-09-01.
+    fn embedded() -> (EventLog, i64, ItemFeatures) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let log = load_events(&root.join("data/events_u100_i300.csv"), BadRows::Error)
+            .unwrap()
+            .log;
+        let items = load_item_features(&root.join("data/item_features.csv")).unwrap();
+        let cutoff = parse_date_ms("2015-09-01").unwrap();
+        (split(&log, cutoff, Protocol::Strict).train, cutoff, items)
+    }
+
+    fn small_models() -> ModelsConfig {
+        let mut models = ModelsConfig::default();
+        models.als.factors = 16;
+        models.als.iterations = 5;
+        models
+    }
+
+    #[test]
+    fn no_feature_reads_an_event_of_the_label_window() {
+        let (train, cutoff, items) = embedded();
+        let models = small_models();
+        // Ungraded, so that label-window views change no label (see below).
+        let config = TwoStageConfig {
+            graded_labels: false,
+            ..TwoStageConfig::default()
+        };
+        let before = training_table(
+            &train,
+            cutoff,
+            Protocol::Strict,
+            Some(&items),
+            &models,
+            &config,
+        )
+        .unwrap();
+        assert!(before.groups.len() > 1, "the extract has label users");
+        // Views and purchases in the label window change no label under the
+        // strict protocol; if any feature read them, the table would change.
+        let label_start = cutoff - i64::from(config.label_days) * DAY_MS;
+        let mut perturbed = train.clone();
+        for i in 0..train.len() {
+            if train.timestamp_ms[i] >= label_start {
+                let t = train.timestamp_ms[i];
+                perturbed.push(t, train.visitor[i], EventKind::View, train.item[i]);
+                perturbed.push(
+                    t + 1,
+                    train.visitor[i],
+                    EventKind::Transaction,
+                    train.item[0],
+                );
+            }
+        }
+        perturbed.sort_dedup();
+        assert!(perturbed.len() > train.len());
+        let after = training_table(
+            &perturbed,
+            cutoff,
+            Protocol::Strict,
+            Some(&items),
+            &models,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(before.labels, after.labels);
+        assert_eq!(before.groups, after.groups);
+        let same = before
+            .features
+            .iter()
+            .zip(&after.features)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same && before.features.len() == after.features.len());
+    }
+
+    #[test]
+    fn groups_hold_a_positive_and_negatives_are_capped() {
+        let (train, cutoff, items) = embedded();
+        let models = small_models();
+        let config = TwoStageConfig {
+            max_negatives: 7,
+            label_windows: 2,
+            ..TwoStageConfig::default()
+        };
+        let table = training_table(
+            &train,
+            cutoff,
+            Protocol::Strict,
+            Some(&items),
+            &models,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(table.features.len(), table.rows() * n_features());
+        for g in table.groups.windows(2) {
+            let labels = &table.labels[g[0]..g[1]];
+            let positives = labels.iter().filter(|&&l| l > 0.0).count();
+            assert!(positives >= 1);
+            assert!(labels.len() - positives <= 7);
+        }
+        let (booster, facts) = fit_reranker(&table, &config).unwrap();
+        assert!(booster.n_trees() >= 1);
+        assert_eq!(facts["groups"], table.groups.len() - 1);
+    }
+}
