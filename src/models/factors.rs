@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::topk::top_k;
+use super::topk::top_k_dense;
 use super::Scored;
 
 /// A row-major table of `rows` vectors of length `dim`.
@@ -116,7 +116,7 @@ impl Factors {
                 (0..chunk.len())
                     .map(|q| {
                         let row = &scores[q * other.rows..(q + 1) * other.rows];
-                        top_k(row.iter().enumerate().map(|(i, &s)| (i as u32, s)), n)
+                        top_k_dense(row, n)
                     })
                     .collect::<Vec<_>>()
             })

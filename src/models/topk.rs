@@ -56,6 +56,60 @@ pub fn top_k(scores: impl IntoIterator<Item = Scored>, k: usize) -> Vec<Scored> 
     out
 }
 
+/// [`top_k`] of a dense score vector (item `i` scores `scores[i]`), the hot
+/// path of scoring against every item of a large catalogue.
+///
+/// Scanning in item order means an arriving item never wins a tie against a
+/// kept one, so a block of 16 whose maximum does not beat the worst kept score
+/// is skipped whole — after the first few thousand items almost every block —
+/// and the block maximum is a branch-free reduction the compiler vectorises.
+pub fn top_k_dense(scores: &[f32], k: usize) -> Vec<Scored> {
+    const BLOCK: usize = 16;
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(k + 1);
+    let mut worst = f32::NEG_INFINITY;
+    let offer = |item: usize, score: f32, heap: &mut BinaryHeap<Entry>| {
+        if score.is_nan() {
+            return;
+        }
+        if heap.len() < k {
+            heap.push(Entry((item as u32, score)));
+        } else if score > heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .1) {
+            heap.pop();
+            heap.push(Entry((item as u32, score)));
+        }
+    };
+    let blocks = scores.chunks_exact(BLOCK);
+    let tail_start = scores.len() - blocks.remainder().len();
+    for (b, block) in blocks.enumerate() {
+        if heap.len() == k {
+            // NaN never wins `max`, and NaN scores are never kept anyway.
+            let mut lanes = [f32::NEG_INFINITY; 8];
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane = block[i].max(block[i + 8]);
+            }
+            let best = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            if best <= worst {
+                continue;
+            }
+        }
+        for (i, &score) in block.iter().enumerate() {
+            offer(b * BLOCK + i, score, &mut heap);
+        }
+        if heap.len() == k {
+            worst = heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .1);
+        }
+    }
+    for (i, &score) in scores[tail_start..].iter().enumerate() {
+        offer(tail_start + i, score, &mut heap);
+    }
+    let mut out: Vec<Scored> = heap.into_iter().map(|e| e.0).collect();
+    sort_best_first(&mut out);
+    out
+}
+
 /// Sort `(item, score)` pairs best first, ties by ascending item.
 pub fn sort_best_first(items: &mut [Scored]) {
     items.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -78,5 +132,24 @@ mod tests {
         assert_eq!(top_k(scores.clone(), 3), vec![(1, 5.0), (3, 5.0), (2, 3.0)]);
         assert_eq!(top_k(scores.clone(), 0), vec![]);
         assert_eq!(top_k(scores, 10).len(), 5);
+    }
+
+    #[test]
+    fn the_dense_scan_agrees_with_the_heap_on_ties_and_nan() {
+        let mut rng = crate::rng::Rng::new(5);
+        for n in [0, 1, 15, 16, 17, 100, 1000, 4099] {
+            // Few distinct values, so ties are everywhere; some NaN.
+            let scores: Vec<f32> = (0..n)
+                .map(|_| match rng.below(20) {
+                    0 => f32::NAN,
+                    v => (v % 7) as f32,
+                })
+                .collect();
+            for k in [0, 1, 5, 16, 50, 5000] {
+                let dense = top_k_dense(&scores, k);
+                let heap = top_k(scores.iter().enumerate().map(|(i, &s)| (i as u32, s)), k);
+                assert_eq!(dense, heap, "n {n} k {k}");
+            }
+        }
     }
 }

@@ -76,9 +76,11 @@ pub struct CandidateConfig {
     pub popular: usize,
     /// Popular in the user's recent categories.
     pub category_popular: usize,
-    /// How many of the user's latest distinct items seed `similar` and name
-    /// the "recent categories".
+    /// How many of the user's latest distinct items name the "recent categories".
     pub recent_items: usize,
+    /// How many of the user's latest distinct items seed `similar`. Each seed
+    /// is scored against the whole catalogue, the dearest step of retrieval.
+    pub similar_seeds: usize,
 }
 
 impl Default for CandidateConfig {
@@ -90,6 +92,7 @@ impl Default for CandidateConfig {
             popular: 30,
             category_popular: 30,
             recent_items: 5,
+            similar_seeds: 2,
         }
     }
 }
@@ -151,6 +154,12 @@ impl Sources {
         }
     }
 
+    /// Everything a user unknown to the period is proposed: the popular top
+    /// `config.popular` (no history, factors or recent items to go on).
+    pub fn cold_user_items(&self, config: &CandidateConfig) -> Vec<Scored> {
+        self.popular.recommend(None, config.popular)
+    }
+
     /// The popular items of category `category`, best first.
     pub fn popular_in(&self, category: i64) -> &[Scored] {
         self.by_category.get(&category).map_or(&[], Vec::as_slice)
@@ -185,6 +194,24 @@ impl Candidates {
     /// Total number of candidate rows.
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// A new set holding, for each user `q` of the result, rows `rows[q]` of
+    /// `self` (in that order).
+    pub fn select(&self, rows: &[Vec<usize>]) -> Candidates {
+        let mut out = Candidates {
+            offsets: vec![0],
+            ..Candidates::default()
+        };
+        for user_rows in rows {
+            for &r in user_rows {
+                out.items.push(self.items[r]);
+                out.scores.push(self.scores[r]);
+                out.ranks.push(self.ranks[r]);
+            }
+            out.offsets.push(out.items.len());
+        }
+        out
     }
 
     /// True when no user has a candidate.
@@ -225,7 +252,8 @@ pub fn generate(
         vec![Vec::new(); users.len()]
     };
     // Similar items of every distinct recent item, in one batched product.
-    let mut seeds: Vec<u32> = recent.iter().flatten().copied().collect();
+    let seeds_of = |q: usize| &recent[q][..recent[q].len().min(config.similar_seeds)];
+    let mut seeds: Vec<u32> = (0..users.len()).flat_map(seeds_of).copied().collect();
     seeds.sort_unstable();
     seeds.dedup();
     let similar: HashMap<u32, Vec<Scored>> = if config.similar > 0 {
@@ -252,7 +280,7 @@ pub fn generate(
             Some(u) => sources.history.recommend(Some(u), config.history),
             None => Vec::new(),
         };
-        lists[Source::Popular.index()] = sources.popular.recommend(None, config.popular);
+        lists[Source::Popular.index()] = sources.cold_user_items(config);
         let mut categories: Vec<i64> = recent[q]
             .iter()
             .filter_map(|&i| sources.item_category[i as usize])
@@ -396,6 +424,7 @@ mod tests {
             popular: 1,
             category_popular: 1,
             recent_items: 1,
+            similar_seeds: 1,
         };
         let c = generate(&sources, &train, &[train.users.get(1)], &config);
         for s in SOURCES {

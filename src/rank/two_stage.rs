@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ use super::candidates::{generate, CandidateConfig, Candidates, Sources};
 use super::features::{feature_names, n_features, FeatureContext};
 use super::gbdt::{Booster, Dataset, GbdtConfig, Objective};
 use crate::config::ModelsConfig;
-use crate::data::time::DAY_MS;
+use crate::data::time::{format_date, DAY_MS};
 use crate::data::{split, EventLog, ItemFeatures, ItemInfo, Protocol, TrainSet};
 use crate::eval::{ground_truth, TestUser};
 use crate::models::topk::sort_best_first;
@@ -104,6 +105,8 @@ pub struct TrainingTable {
     pub relevant: usize,
     /// Of which reached by the candidates.
     pub relevant_in_candidates: usize,
+    /// Per label window: its start, users, rows and seconds spent.
+    pub windows: Vec<serde_json::Value>,
 }
 
 impl TrainingTable {
@@ -193,9 +196,20 @@ pub fn training_table(
                 });
             }
         }
+        table.label_users += truth.len();
+        for user in &truth {
+            table.relevant += user.relevant.len();
+        }
+        let touched_of = |visitor: i64| touched.get(&visitor).map_or(&[][..], Vec::as_slice);
+        // A user with no relevant or touched item known to the period cannot
+        // have a positive candidate: under a ranking objective they teach nothing.
+        if ranking {
+            truth.retain(|u| !u.relevant.is_empty() || !touched_of(u.visitor).is_empty());
+        }
         if truth.is_empty() {
             continue;
         }
+        let started = Instant::now();
         let sources = fit_sources(
             &period,
             models,
@@ -203,15 +217,30 @@ pub fn training_table(
             &config.candidates,
             &format!("two_stage: als for label window {}", w + 1),
         )?;
+        let models_seconds = started.elapsed().as_secs_f64();
+        // Unknown users all get the same candidates: drop at once those with
+        // no positive among them (most one-visit shoppers), before generating.
+        if ranking {
+            let mut cold: Vec<u32> = sources
+                .cold_user_items(&config.candidates)
+                .iter()
+                .map(|c| c.0)
+                .collect();
+            cold.sort_unstable();
+            let hit = |items: &[u32]| items.iter().any(|i| cold.binary_search(i).is_ok());
+            truth.retain(|u| u.user.is_some() || hit(&u.relevant) || hit(touched_of(u.visitor)));
+        }
+        let started = Instant::now();
         let users: Vec<Option<u32>> = truth.iter().map(|t| t.user).collect();
         let candidates = generate(&sources, &period, &users, &config.candidates);
-        let context = FeatureContext::new(period.clone(), items, config.candidates.recent_items);
-        let features = context.build(&users, &candidates);
-        let width = n_features();
-        table.label_users += truth.len();
+        let candidates_seconds = started.elapsed().as_secs_f64();
+        // Label every candidate, then keep the rows that train.
+        let mut kept_users = Vec::new();
+        let mut kept_rows: Vec<Vec<usize>> = Vec::new();
+        let mut kept_labels = Vec::new();
         for (q, user) in truth.iter().enumerate() {
             let rows = candidates.rows(q);
-            let user_touched = touched.get(&user.visitor).map_or(&[][..], Vec::as_slice);
+            let user_touched = touched_of(user.visitor);
             let label = |r: usize| {
                 let item = candidates.items[r];
                 if user.relevant.binary_search(&item).is_ok() {
@@ -226,16 +255,14 @@ pub fn training_table(
                     0.0
                 }
             };
-            let positives = rows.clone().filter(|&r| label(r) > 0.0).count();
-            table.relevant += user.relevant.len();
             table.relevant_in_candidates += rows
                 .clone()
                 .filter(|&r| user.relevant.binary_search(&candidates.items[r]).is_ok())
                 .count();
-            if positives == 0 && ranking {
+            let mut keep: Vec<usize> = rows.clone().filter(|&r| label(r) > 0.0).collect();
+            if keep.is_empty() && ranking {
                 continue;
             }
-            let mut keep: Vec<usize> = rows.clone().filter(|&r| label(r) > 0.0).collect();
             let mut negatives: Vec<usize> = rows.clone().filter(|&r| label(r) == 0.0).collect();
             if config.max_negatives > 0 && negatives.len() > config.max_negatives {
                 // Partial Fisher–Yates: the first max_negatives are a uniform sample.
@@ -244,18 +271,33 @@ pub fn training_table(
                     negatives.swap(i, j);
                 }
                 negatives.truncate(config.max_negatives);
-                negatives.sort_unstable();
             }
             keep.extend(negatives);
             keep.sort_unstable();
-            for r in keep {
-                table
-                    .features
-                    .extend_from_slice(&features[r * width..(r + 1) * width]);
-                table.labels.push(label(r));
-            }
+            kept_labels.extend(keep.iter().map(|&r| label(r)));
+            kept_users.push(user.user);
+            kept_rows.push(keep);
+        }
+        // Features only for the rows that train.
+        let started = Instant::now();
+        let kept = candidates.select(&kept_rows);
+        let context = FeatureContext::new(period.clone(), items, config.candidates.recent_items);
+        table.features.extend(context.build(&kept_users, &kept));
+        for q in 0..kept.users() {
+            table.labels.extend_from_slice(&kept_labels[kept.rows(q)]);
             table.groups.push(table.labels.len());
         }
+        table.windows.push(json!({
+            "label_start": format_date(label_start),
+            "label_users": users.len(),
+            "groups": kept.users(),
+            "rows": kept.len(),
+            "seconds": {
+                "models": models_seconds,
+                "candidates": candidates_seconds,
+                "features": started.elapsed().as_secs_f64(),
+            },
+        }));
     }
     Ok(table)
 }
@@ -283,6 +325,7 @@ pub fn fit_reranker(
     let gbdt = &config.reranker;
     let bar = progress::bar(gbdt.num_trees as u64, "two_stage: re-ranker trees");
     let mut curve = Vec::new();
+    let started = Instant::now();
     let valid = (valid.n_groups() > 0).then_some(&valid);
     let booster = Booster::fit(&fit, valid, gbdt, |round| {
         bar.inc(1);
@@ -297,6 +340,8 @@ pub fn fit_reranker(
         "label_users": table.label_users,
         "label_candidate_recall": table.relevant_in_candidates as f64 / table.relevant.max(1) as f64,
         "trees": booster.n_trees(),
+        "fit_seconds": started.elapsed().as_secs_f64(),
+        "windows": table.windows,
         "valid_curve": curve,
     });
     Ok((booster, facts))
