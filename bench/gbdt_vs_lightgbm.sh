@@ -30,7 +30,7 @@ export RAYON_NUM_THREADS="$threads"
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet lightgbm==4.6.0 numpy
+  "$venv/bin/pip" install --quiet lightgbm==4.7.0 numpy
 fi
 cd "$root"
 cargo build --release --quiet --bin recsys --example rerank_table --example gbdt_bench

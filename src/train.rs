@@ -168,7 +168,7 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
             models,
             ts,
         )?;
-        let (booster, mut fit_facts) = fit_reranker(&table, ts)?;
+        let (booster, mut fit_facts) = fit_reranker(table, ts)?;
         let items = Arc::new(match &prepared.item_features {
             Some(f) => f.dense(&train.items),
             None => vec![ItemInfo::default(); train.items.len()],

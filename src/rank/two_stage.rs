@@ -69,7 +69,7 @@ impl Default for TwoStageConfig {
         TwoStageConfig {
             label_days: 31,
             label_windows: 3,
-            max_negatives: 0,
+            max_negatives: 40,
             graded_labels: true,
             seed: 42,
             valid_fraction: 0.2,
@@ -304,7 +304,7 @@ pub fn training_table(
 
 /// What fitting the re-ranker found, for the bundle manifest and `train`'s output.
 pub fn fit_reranker(
-    table: &TrainingTable,
+    table: TrainingTable,
     config: &TwoStageConfig,
 ) -> Result<(Booster, serde_json::Value)> {
     anyhow::ensure!(
@@ -314,13 +314,11 @@ pub fn fit_reranker(
         table.label_users
     );
     let names: Vec<String> = feature_names().to_vec();
-    let data = Dataset::new(
-        names,
-        table.features.clone(),
-        table.labels.clone(),
-        table.groups.clone(),
-    )
-    .context("two_stage: building the training table")?;
+    let rows = table.rows();
+    let groups = table.groups.len() - 1;
+    let positives = table.labels.iter().filter(|&&l| l > 0.0).count();
+    let data = Dataset::new(names, table.features, table.labels, table.groups)
+        .context("two_stage: building the training table")?;
     let (fit, valid) = data.split_groups(config.valid_fraction, config.seed);
     let gbdt = &config.reranker;
     let bar = progress::bar(gbdt.num_trees as u64, "two_stage: re-ranker trees");
@@ -334,9 +332,9 @@ pub fn fit_reranker(
     bar.finish_and_clear();
     let booster = booster.context("two_stage: fitting the re-ranker")?;
     let facts = json!({
-        "rows": table.rows(),
-        "groups": table.groups.len() - 1,
-        "positives": table.labels.iter().filter(|&&l| l > 0.0).count(),
+        "rows": rows,
+        "groups": groups,
+        "positives": positives,
         "label_users": table.label_users,
         "label_candidate_recall": table.relevant_in_candidates as f64 / table.relevant.max(1) as f64,
         "trees": booster.n_trees(),
@@ -526,8 +524,9 @@ mod tests {
             assert!(positives >= 1);
             assert!(labels.len() - positives <= 7);
         }
-        let (booster, facts) = fit_reranker(&table, &config).unwrap();
+        let groups = table.groups.len() - 1;
+        let (booster, facts) = fit_reranker(table, &config).unwrap();
         assert!(booster.n_trees() >= 1);
-        assert_eq!(facts["groups"], table.groups.len() - 1);
+        assert_eq!(facts["groups"], groups);
     }
 }
