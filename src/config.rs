@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{BadRows, Cutoff, Protocol};
 use crate::models::{AlsConfig, HistoryConfig, PopularConfig};
+use crate::rank::gbdt::Objective;
 use crate::rank::TwoStageConfig;
 
 /// A whole run's settings.
@@ -208,6 +209,11 @@ impl Config {
                 "[models.two_stage.candidates] every source is set to 0; give at least one a size"
             );
         }
+        if ts.graded_labels && ts.reranker.objective == Objective::Binary {
+            bail!(
+                "[models.two_stage] graded_labels needs the lambdarank objective (binary labels are 0 or 1); set graded_labels = false"
+            );
+        }
         if !(0.0..1.0).contains(&ts.valid_fraction) {
             bail!("[models.two_stage] valid_fraction must be in [0, 1)");
         }
@@ -241,5 +247,37 @@ mod tests {
 
         std::fs::write(&path, "[split]\ncutoff = \"2015-09-01\"\ntest_days = 3\n").unwrap();
         assert!(Config::load(&path).is_err());
+    }
+
+    #[test]
+    fn two_stage_settings_that_cannot_work_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let cases = [
+            (
+                "[models]\nenabled = [\"popular\", \"history\", \"two_stage\"]\n",
+                "not `als`",
+            ),
+            (
+                "[models.two_stage.reranker]\nobjective = { type = \"binary\" }\n",
+                "graded_labels needs the lambdarank objective",
+            ),
+            ("[models.two_stage]\nlabel_days = 0\n", "label_days"),
+            (
+                "[models.two_stage.reranker]\nnum_leaves = 1\n",
+                "[models.two_stage.reranker]",
+            ),
+        ];
+        for (text, needle) in cases {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Config::load(&path).unwrap_err());
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        std::fs::write(
+            &path,
+            "[models.two_stage]\ngraded_labels = false\n[models.two_stage.reranker]\nobjective = { type = \"binary\" }\n",
+        )
+        .unwrap();
+        assert!(Config::load(&path).is_ok());
     }
 }

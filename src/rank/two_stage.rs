@@ -529,4 +529,43 @@ mod tests {
         assert!(booster.n_trees() >= 1);
         assert_eq!(facts["groups"], groups);
     }
+
+    #[test]
+    fn the_binary_objective_keeps_users_without_positives() {
+        let (train, cutoff, items) = embedded();
+        let models = small_models();
+        let mut config = TwoStageConfig {
+            graded_labels: false,
+            label_windows: 1,
+            ..TwoStageConfig::default()
+        };
+        let ranked = training_table(
+            &train,
+            cutoff,
+            Protocol::Strict,
+            Some(&items),
+            &models,
+            &config,
+        )
+        .unwrap();
+        config.reranker.objective = Objective::Binary;
+        let binary = training_table(
+            &train,
+            cutoff,
+            Protocol::Strict,
+            Some(&items),
+            &models,
+            &config,
+        )
+        .unwrap();
+        assert!(binary.groups.len() > ranked.groups.len());
+        let all_negative = binary
+            .groups
+            .windows(2)
+            .filter(|g| binary.labels[g[0]..g[1]].iter().all(|&l| l == 0.0))
+            .count();
+        assert!(all_negative > 0);
+        let (booster, _) = fit_reranker(binary, &config).unwrap();
+        assert_eq!(booster.objective(), Objective::Binary);
+    }
 }

@@ -106,6 +106,19 @@ fn a_broken_bundle_is_reported_not_used() {
     std::fs::write(bundle.join("als_item_factors.npy"), b"garbage").unwrap();
     let err = failed(&s.run(&["evaluate"]));
     assert!(err.contains("als_item_factors.npy"), "{err}");
+    ok(&s.run(&["train"]));
+    let newest = s.bundles().pop().unwrap();
+    let trees = newest.join("two_stage_reranker.json");
+    let text = std::fs::read_to_string(&trees).unwrap();
+    // A tree pointing at a child that does not exist must not be scored.
+    let broken = text.replacen("\"node\": 1\n", "\"node\": 99999\n", 1);
+    assert_ne!(broken, text);
+    std::fs::write(&trees, broken).unwrap();
+    let err = failed(&s.run(&["evaluate"]));
+    assert!(err.contains("two_stage_reranker.json"), "{err}");
+    std::fs::write(&trees, b"{").unwrap();
+    let err = failed(&s.run(&["evaluate"]));
+    assert!(err.contains("two_stage_reranker.json"), "{err}");
     let empty = tempfile::tempdir().unwrap();
     let err = failed(&s.run(&["evaluate", "--bundle", &empty.path().display().to_string()]));
     assert!(err.contains("run `recsys train` first"), "{err}");
