@@ -65,6 +65,32 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// Exactly `k` distinct indices of `0..n` (all of them if `k ≥ n`),
+    /// ascending: Knuth's selection sampling, one pass, and sorted output keeps
+    /// later memory access sequential.
+    pub fn sample_sorted(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let k = k.min(n);
+        let mut out = Vec::with_capacity(k);
+        for i in 0..n {
+            let needed = k - out.len();
+            if needed == 0 {
+                break;
+            }
+            if self.next_f64() * ((n - i) as f64) < needed as f64 {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Fisher–Yates shuffle of `items`.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         self.next_f64() < p

@@ -265,12 +265,8 @@ pub fn training_table(
             }
             let mut negatives: Vec<usize> = rows.clone().filter(|&r| label(r) == 0.0).collect();
             if config.max_negatives > 0 && negatives.len() > config.max_negatives {
-                // Partial Fisher–Yates: the first max_negatives are a uniform sample.
-                for i in 0..config.max_negatives {
-                    let j = i + rng.below((negatives.len() - i) as u64) as usize;
-                    negatives.swap(i, j);
-                }
-                negatives.truncate(config.max_negatives);
+                let pick = rng.sample_sorted(negatives.len(), config.max_negatives);
+                negatives = pick.into_iter().map(|i| negatives[i]).collect();
             }
             keep.extend(negatives);
             keep.sort_unstable();
@@ -436,31 +432,36 @@ mod tests {
         (split(&log, cutoff, Protocol::Strict).train, cutoff, items)
     }
 
-    fn small_models() -> ModelsConfig {
+    /// The training table of `train` (strict protocol, small ALS) under `config`.
+    fn table(
+        train: &EventLog,
+        cutoff: i64,
+        items: &ItemFeatures,
+        config: &TwoStageConfig,
+    ) -> TrainingTable {
         let mut models = ModelsConfig::default();
         models.als.factors = 16;
         models.als.iterations = 5;
-        models
+        training_table(
+            train,
+            cutoff,
+            Protocol::Strict,
+            Some(items),
+            &models,
+            config,
+        )
+        .unwrap()
     }
 
     #[test]
     fn no_feature_reads_an_event_of_the_label_window() {
         let (train, cutoff, items) = embedded();
-        let models = small_models();
         // Ungraded, so that label-window views change no label (see below).
         let config = TwoStageConfig {
             graded_labels: false,
             ..TwoStageConfig::default()
         };
-        let before = training_table(
-            &train,
-            cutoff,
-            Protocol::Strict,
-            Some(&items),
-            &models,
-            &config,
-        )
-        .unwrap();
+        let before = table(&train, cutoff, &items, &config);
         assert!(before.groups.len() > 1, "the extract has label users");
         // Views and purchases in the label window change no label under the
         // strict protocol; if any feature read them, the table would change.
@@ -480,15 +481,7 @@ mod tests {
         }
         perturbed.sort_dedup();
         assert!(perturbed.len() > train.len());
-        let after = training_table(
-            &perturbed,
-            cutoff,
-            Protocol::Strict,
-            Some(&items),
-            &models,
-            &config,
-        )
-        .unwrap();
+        let after = table(&perturbed, cutoff, &items, &config);
         assert_eq!(before.labels, after.labels);
         assert_eq!(before.groups, after.groups);
         let same = before
@@ -502,21 +495,12 @@ mod tests {
     #[test]
     fn groups_hold_a_positive_and_negatives_are_capped() {
         let (train, cutoff, items) = embedded();
-        let models = small_models();
         let config = TwoStageConfig {
             max_negatives: 7,
             label_windows: 2,
             ..TwoStageConfig::default()
         };
-        let table = training_table(
-            &train,
-            cutoff,
-            Protocol::Strict,
-            Some(&items),
-            &models,
-            &config,
-        )
-        .unwrap();
+        let table = table(&train, cutoff, &items, &config);
         assert_eq!(table.features.len(), table.rows() * n_features());
         for g in table.groups.windows(2) {
             let labels = &table.labels[g[0]..g[1]];
@@ -533,31 +517,14 @@ mod tests {
     #[test]
     fn the_binary_objective_keeps_users_without_positives() {
         let (train, cutoff, items) = embedded();
-        let models = small_models();
         let mut config = TwoStageConfig {
             graded_labels: false,
             label_windows: 1,
             ..TwoStageConfig::default()
         };
-        let ranked = training_table(
-            &train,
-            cutoff,
-            Protocol::Strict,
-            Some(&items),
-            &models,
-            &config,
-        )
-        .unwrap();
+        let ranked = table(&train, cutoff, &items, &config);
         config.reranker.objective = Objective::Binary;
-        let binary = training_table(
-            &train,
-            cutoff,
-            Protocol::Strict,
-            Some(&items),
-            &models,
-            &config,
-        )
-        .unwrap();
+        let binary = table(&train, cutoff, &items, &config);
         assert!(binary.groups.len() > ranked.groups.len());
         let all_negative = binary
             .groups

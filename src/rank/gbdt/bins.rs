@@ -26,7 +26,7 @@
 use rayon::prelude::*;
 
 use super::dataset::Dataset;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// The bin boundaries of one feature.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,8 +23,8 @@ use super::hist::{GradPair, SplitRules};
 use super::learner::{Learner, TreeParams};
 use super::model::ModelFile;
 use super::objective::{self, LambdaRank, RankTable};
-use super::rng::Rng;
 use super::tree::{Tree, BLOCK};
+use crate::rng::Rng;
 
 /// What happened in one boosting round, passed to the `on_round` callback.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use super::error::DatasetError;
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// A validated table of features, labels and query groups.
 #[derive(Debug, Clone, PartialEq)]

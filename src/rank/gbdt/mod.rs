@@ -55,7 +55,6 @@ mod hist;
 mod learner;
 mod model;
 mod objective;
-mod rng;
 mod tree;
 
 #[cfg(test)]

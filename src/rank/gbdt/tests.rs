@@ -7,9 +7,9 @@ use super::bins::{BinMapper, BinnedData};
 use super::hist::{self, GradPair, HistBin, Rows};
 use super::learner::partition;
 use super::objective::{self, LambdaRank, RankTable};
-use super::rng::Rng;
 use super::tree::Child;
 use super::*;
+use crate::rng::Rng;
 
 /// Rows of groups of `size` items with six features; relevance is planted in
 /// an additive term, an interaction and a non-monotone term, plus noise. The
