@@ -25,8 +25,12 @@
 //!
 //! Rows are solved in parallel with rayon; each row's result depends only on the
 //! seed and the data, never on thread scheduling, so training is deterministic.
-//! The inner loops are compiled twice — portable, and with AVX2+FMA chosen at run
-//! time — so one binary is fast on modern CPUs and still runs on old ones.
+//! The row solve is compiled several times and the fastest version the CPU runs
+//! is chosen at run time, so one binary is fast on modern CPUs and still runs on
+//! old ones: portable code; the same with AVX2+FMA; and, for 16, 32, 64, 96 or
+//! 128 factors, kernels written for SIMD registers (AVX2, or AVX-512 where
+//! available) that keep the row's vectors in registers and take its
+//! interactions four at a time (module `simd` below).
 
 use std::sync::OnceLock;
 
@@ -324,7 +328,7 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
     let f = target.dim;
     let yty = regularized_gram(fixed, config.regularization);
     let exact = exact_solver(&yty, fixed, matrix);
-    let fma = simd_fma_available();
+    let kernel = Kernel::best(f);
     target
         .data
         .par_chunks_mut(f)
@@ -342,42 +346,79 @@ fn solve_rows(target: &mut Factors, fixed: &Factors, matrix: &CsMat<f32>, config
                     }
                 }
                 // The fixed vectors are read at random: ask for the next row's
-                // now, so their cache misses overlap with this row's arithmetic.
-                if let Some(next) = matrix.outer_view(r + 1) {
-                    prefetch_rows(fixed, next.indices());
-                }
-                // CG reads the row's fixed vectors 2 × (steps + 1) times: gather
-                // them once into a contiguous buffer that stays in cache.
-                gather_rows(fixed, cells.0, ys);
-                #[cfg(target_arch = "x86_64")]
-                if fma {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
-                    unsafe { solve_row_avx2(x, &yty, ys, cells.1, config, scratch) };
-                    return;
-                }
-                let _ = fma;
-                solve_row::<false>(x, &yty, ys, cells.1, config, scratch);
+                // while this one is solved, so their cache misses overlap with
+                // this row's arithmetic.
+                let next = matrix.outer_view(r + 1);
+                let mut ahead = Prefetch::new(fixed, next.as_ref().map_or(&[], |n| n.indices()));
+                let system = RowSystem {
+                    a_base: &yty,
+                    fixed,
+                    items: cells.0,
+                    weights: cells.1,
+                    config,
+                };
+                kernel.solve_row(x, &system, ys, scratch, &mut ahead);
             },
         );
 }
 
-/// Hint the CPU to start loading rows `rows` of `table` into cache.
-fn prefetch_rows(table: &Factors, rows: &[usize]) {
-    #[cfg(target_arch = "x86_64")]
-    for &r in rows {
-        let row = table.row(r);
-        // One hint per 64-byte cache line (16 floats).
-        for line in row.chunks(16) {
-            // SAFETY: prefetching is a hint and never faults; the pointer is in bounds.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    line.as_ptr().cast::<i8>(),
-                )
-            };
+/// The next row's fixed vectors, requested from memory a few at a time while
+/// the current row is solved.
+///
+/// Asking for a long row's vectors all at once (an item's hundreds of users)
+/// stalls the core until the cache has room for that many misses; spread over
+/// the current row's work they overlap with arithmetic instead. They go to the
+/// L2 cache only: a long row's vectors would push the current row's out of L1.
+struct Prefetch<'a> {
+    table: &'a Factors,
+    rows: &'a [usize],
+    done: usize,
+}
+
+impl<'a> Prefetch<'a> {
+    /// Rows asked for per [`Prefetch::step`]: two per block of four
+    /// interactions has every request out by the middle of the solve.
+    const PER_STEP: usize = 2;
+
+    fn new(table: &'a Factors, rows: &'a [usize]) -> Prefetch<'a> {
+        Prefetch {
+            table,
+            rows,
+            done: 0,
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (table, rows);
+
+    /// Ask for the next few rows.
+    #[inline(always)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn step(&mut self) {
+        let end = (self.done + Self::PER_STEP).min(self.rows.len());
+        self.request(end);
+    }
+
+    /// Ask for every row not asked for yet.
+    fn finish(&mut self) {
+        self.request(self.rows.len());
+    }
+
+    #[inline(always)]
+    fn request(&mut self, end: usize) {
+        #[cfg(target_arch = "x86_64")]
+        for &r in &self.rows[self.done..end] {
+            // One hint per 64-byte cache line (16 floats).
+            for line in self.table.row(r).chunks(16) {
+                // SAFETY: prefetching is a hint and never faults; the pointer is in bounds.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                        line.as_ptr().cast::<i8>(),
+                    )
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = self.table;
+        self.done = self.done.max(end);
+    }
 }
 
 /// Copy rows `rows` of `table` one after another into `out`.
@@ -545,20 +586,111 @@ fn solve_dense(m: &mut [f64], rhs: &mut [f64], n: usize) {
     }
 }
 
-fn simd_fma_available() -> bool {
+/// Which compiled version of the row solver runs, chosen once per
+/// [`solve_rows`] from the CPU and the number of factors. Only
+/// [`Kernel::best`] and [`Kernel::available`] make the SIMD variants, after
+/// checking that the CPU has the instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// [`solve_row`] as portable code.
+    Portable,
+    /// [`solve_row`] compiled with AVX2 and FMA, for factor counts the
+    /// [`simd`] kernels do not cover.
     #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    Fma,
+    /// [`simd`] on 8-float AVX2 registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// [`simd`] on 16-float AVX-512 registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs for `f` factors.
+    fn best(f: usize) -> Kernel {
+        Kernel::available(f).pop().unwrap_or(Kernel::Portable)
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Every kernel this CPU runs for `f` factors, slowest first.
+    fn available(f: usize) -> Vec<Kernel> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            let avx2 = fma && simd::covers(f);
+            let avx512 = avx2 && std::is_x86_feature_detected!("avx512f");
+            [
+                (true, Kernel::Portable),
+                (fma, Kernel::Fma),
+                (avx2, Kernel::Avx2),
+                (avx512, Kernel::Avx512),
+            ]
+            .into_iter()
+            .filter_map(|(runs, kernel)| runs.then_some(kernel))
+            .collect()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = f;
+            vec![Kernel::Portable]
+        }
     }
+
+    /// A few CG steps on one row's system (see [`solve_row`]), with `ys` as
+    /// room for the row's fixed vectors and `ahead` asking for the next row's.
+    fn solve_row(
+        self,
+        x: &mut [f32],
+        system: &RowSystem,
+        ys: &mut Vec<f32>,
+        scratch: &mut [f32],
+        ahead: &mut Prefetch,
+    ) {
+        let RowSystem {
+            a_base,
+            fixed,
+            items,
+            weights,
+            config,
+        } = *system;
+        match self {
+            Kernel::Portable => {
+                ahead.finish();
+                gather_rows(fixed, items, ys);
+                solve_row::<false>(x, a_base, ys, weights, config, scratch);
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Fma => {
+                ahead.finish();
+                gather_rows(fixed, items, ys);
+                // SAFETY: `available` made this variant after checking for AVX2 and FMA.
+                unsafe { solve_row_fma(x, a_base, ys, weights, config, scratch) };
+            }
+            // SAFETY: `available` made these variants after checking the CPU
+            // features and that `simd` covers this many factors.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { simd::solve_row_avx2(x, system, ys, ahead) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { simd::solve_row_avx512(x, system, ys, ahead) },
+        }
+    }
+}
+
+/// One row's system `A x = b`, with `A = a_base + Σ α w_i y_i y_iᵀ` and
+/// `b = Σ (1 + α w_i) y_i`, where `y_i` is row `items[i]` of `fixed` and
+/// `a_base = YᵀY + λI`.
+#[derive(Clone, Copy)]
+struct RowSystem<'a> {
+    a_base: &'a [f32],
+    fixed: &'a Factors,
+    items: &'a [usize],
+    weights: &'a [f32],
+    config: &'a AlsConfig,
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn solve_row_avx2(
+unsafe fn solve_row_fma(
     x: &mut [f32],
     a_base: &[f32],
     ys: &[f32],
@@ -668,6 +800,464 @@ fn solve_row<const FMA: bool>(
             *pi = ri + beta * *pi;
         }
         rs_old = rs_new;
+    }
+}
+
+/// The CG row solve written for SIMD registers, once, over the `Lanes` trait,
+/// and compiled for AVX2 (8 floats a register) and AVX-512 (16).
+///
+/// Same algebra as [`solve_row`] — the algorithm of `implicit`'s CPU solver —
+/// with the row's vectors `x`, `r`, `p`, `A p` held as `L` registers (`f = L ×
+/// lanes`, a compile-time constant). Most of the time goes to
+/// `add_interactions`, which takes the row's interactions four at a time: four
+/// dot products side by side, one shared horizontal reduction, then one pass
+/// adding the four scaled vectors. The scalar path instead reduces every dot
+/// product on its own and waits for it before the matching `axpy` can start.
+/// The first pass also copies the row's fixed vectors into a contiguous buffer
+/// for the later passes.
+#[cfg(target_arch = "x86_64")]
+// Register `k` of a vector sits at float offset `k × lanes` of the rows it
+// multiplies, so the loops count `k` rather than iterate.
+#[allow(clippy::needless_range_loop)]
+mod simd {
+    use std::arch::x86_64::*;
+
+    use super::{Factors, Prefetch, RowSystem};
+
+    /// The factor counts compiled here.
+    pub(super) fn covers(f: usize) -> bool {
+        matches!(f, 16 | 32 | 64 | 96 | 128)
+    }
+
+    /// [`solve_row`] on AVX2 registers.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA, and [`covers`]`(x.len())`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn solve_row_avx2(
+        x: &mut [f32],
+        system: &RowSystem,
+        ys: &mut Vec<f32>,
+        ahead: &mut Prefetch,
+    ) {
+        match x.len() {
+            16 => solve_row::<Avx2, 2>(x, system, ys, ahead),
+            32 => solve_row::<Avx2, 4>(x, system, ys, ahead),
+            64 => solve_row::<Avx2, 8>(x, system, ys, ahead),
+            96 => solve_row::<Avx2, 12>(x, system, ys, ahead),
+            128 => solve_row::<Avx2, 16>(x, system, ys, ahead),
+            f => unreachable!("no AVX2 kernel for {f} factors"),
+        }
+    }
+
+    /// [`solve_row`] on AVX-512 registers.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F, AVX2 and FMA, and [`covers`]`(x.len())`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn solve_row_avx512(
+        x: &mut [f32],
+        system: &RowSystem,
+        ys: &mut Vec<f32>,
+        ahead: &mut Prefetch,
+    ) {
+        match x.len() {
+            16 => solve_row::<Avx512, 1>(x, system, ys, ahead),
+            32 => solve_row::<Avx512, 2>(x, system, ys, ahead),
+            64 => solve_row::<Avx512, 4>(x, system, ys, ahead),
+            96 => solve_row::<Avx512, 6>(x, system, ys, ahead),
+            128 => solve_row::<Avx512, 8>(x, system, ys, ahead),
+            f => unreachable!("no AVX-512 kernel for {f} factors"),
+        }
+    }
+
+    /// Where a pass over the row's interactions finds their fixed vectors.
+    enum Ys<'a> {
+        /// One after another, copied by an earlier pass.
+        Gathered(&'a [f32]),
+        /// Rows `items` of `table`, each copied to `into` as it is read: CG
+        /// reads the vectors 2 × (steps + 1) times, so the first pass gathers
+        /// them into a contiguous buffer that stays in cache.
+        Gather {
+            table: &'a Factors,
+            items: &'a [usize],
+            into: &'a mut [f32],
+        },
+    }
+
+    impl Ys<'_> {
+        /// Where interaction `i`'s vector is read from.
+        #[inline(always)]
+        fn source(&self, i: usize, f: usize) -> *const f32 {
+            match self {
+                Ys::Gathered(ys) => ys[i * f..(i + 1) * f].as_ptr(),
+                Ys::Gather { table, items, .. } => table.row(items[i]).as_ptr(),
+            }
+        }
+
+        /// Where this pass copies the vectors of `n` interactions to (`i`'s
+        /// at offset `i × f`), if it gathers.
+        #[inline(always)]
+        fn destination(&mut self, n: usize, f: usize) -> Option<*mut f32> {
+            match self {
+                Ys::Gathered(_) => None,
+                Ys::Gather { into, .. } => Some(into[..n * f].as_mut_ptr()),
+            }
+        }
+    }
+
+    /// One SIMD register of floats and the few operations the solver needs.
+    /// Every method must be inlined into a function compiled with the
+    /// instruction set's `target_feature`s, and called only where the CPU has them.
+    trait Lanes {
+        /// Floats per register.
+        const N: usize;
+        type V: Copy;
+        unsafe fn zero() -> Self::V;
+        unsafe fn splat(x: f32) -> Self::V;
+        /// Load `N` floats from `p` (any alignment).
+        unsafe fn load(p: *const f32) -> Self::V;
+        unsafe fn store(p: *mut f32, v: Self::V);
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+        unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+        unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+        /// `a * b + c`, fused.
+        unsafe fn mul_add(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        /// The sum of the lanes.
+        unsafe fn sum(a: Self::V) -> f32;
+        /// The sums of the lanes of `a`, `b`, `c` and `d`, in that order.
+        unsafe fn sum4(a: Self::V, b: Self::V, c: Self::V, d: Self::V) -> __m128;
+    }
+
+    struct Avx2;
+
+    impl Lanes for Avx2 {
+        const N: usize = 8;
+        type V = __m256;
+        #[inline(always)]
+        unsafe fn zero() -> __m256 {
+            _mm256_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m256 {
+            _mm256_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m256 {
+            _mm256_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m256) {
+            _mm256_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256, b: __m256) -> __m256 {
+            _mm256_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+            _mm256_sub_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+            _mm256_mul_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m256, b: __m256, c: __m256) -> __m256 {
+            _mm256_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn sum(a: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+        }
+        #[inline(always)]
+        unsafe fn sum4(a: __m256, b: __m256, c: __m256, d: __m256) -> __m128 {
+            // Pairwise sums within each 128-bit half leave, per half, one
+            // partial sum of each input in input order; adding the halves
+            // finishes all four at once.
+            let t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+            _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps::<1>(t))
+        }
+    }
+
+    struct Avx512;
+
+    impl Avx512 {
+        /// The two 256-bit halves added.
+        #[inline(always)]
+        unsafe fn fold(a: __m512) -> __m256 {
+            let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(a));
+            _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(high))
+        }
+    }
+
+    impl Lanes for Avx512 {
+        const N: usize = 16;
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> __m512 {
+            _mm512_set1_ps(x)
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: __m512) {
+            _mm512_storeu_ps(p, v)
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512, b: __m512) -> __m512 {
+            _mm512_add_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+            _mm512_sub_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+            _mm512_mul_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn sum(a: __m512) -> f32 {
+            Avx2::sum(Self::fold(a))
+        }
+        #[inline(always)]
+        unsafe fn sum4(a: __m512, b: __m512, c: __m512, d: __m512) -> __m128 {
+            Avx2::sum4(Self::fold(a), Self::fold(b), Self::fold(c), Self::fold(d))
+        }
+    }
+
+    /// A vector of `f = L × S::N` floats in registers.
+    type Vector<S, const L: usize> = [<S as Lanes>::V; L];
+
+    #[inline(always)]
+    unsafe fn load<S: Lanes, const L: usize>(v: &[f32]) -> Vector<S, L> {
+        assert_eq!(v.len(), L * S::N);
+        let mut out = [S::zero(); L];
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = S::load(v.as_ptr().add(k * S::N));
+        }
+        out
+    }
+
+    #[inline(always)]
+    unsafe fn store<S: Lanes, const L: usize>(v: &Vector<S, L>, out: &mut [f32]) {
+        assert_eq!(out.len(), L * S::N);
+        for (k, &vk) in v.iter().enumerate() {
+            S::store(out.as_mut_ptr().add(k * S::N), vk);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot<S: Lanes, const L: usize>(a: &Vector<S, L>, b: &Vector<S, L>) -> f32 {
+        // Two chains of additions, so each waits on half as many others.
+        let (mut even, mut odd) = (S::zero(), S::zero());
+        for k in (0..L).step_by(2) {
+            even = S::mul_add(a[k], b[k], even);
+            if k + 1 < L {
+                odd = S::mul_add(a[k + 1], b[k + 1], odd);
+            }
+        }
+        S::sum(S::add(even, odd))
+    }
+
+    /// `out += a v` for the symmetric `f × f` matrix `a`, as `Σ_j v_j · row_j`:
+    /// every step is independent multiply-adds into registers.
+    #[inline(always)]
+    unsafe fn add_matvec<S: Lanes, const L: usize>(
+        a: &[f32],
+        v: &Vector<S, L>,
+        out: &mut Vector<S, L>,
+    ) {
+        let f = L * S::N;
+        assert_eq!(a.len(), f * f);
+        // SAFETY: a vector of `L` registers is `f` floats in memory, in order.
+        let scalars: &[f32] = std::slice::from_raw_parts(v.as_ptr().cast::<f32>(), f);
+        // A multiply-add takes 4 cycles and two can start per cycle, so 8
+        // independent sums keep the units busy: with few registers per vector
+        // (AVX-512), even and odd rows of `a` get a sum each.
+        let mut even: Vector<S, L> = [S::zero(); L];
+        let mut odd: Vector<S, L> = [S::zero(); L];
+        let rows = a.as_ptr();
+        if L <= 4 {
+            for j in (0..f).step_by(2) {
+                let (vj, vj1) = (S::splat(scalars[j]), S::splat(scalars[j + 1]));
+                let (row, next) = (rows.add(j * f), rows.add((j + 1) * f));
+                for k in 0..L {
+                    even[k] = S::mul_add(vj, S::load(row.add(k * S::N)), even[k]);
+                    odd[k] = S::mul_add(vj1, S::load(next.add(k * S::N)), odd[k]);
+                }
+            }
+        } else {
+            for (j, &vj) in scalars[..f].iter().enumerate() {
+                let (vj, row) = (S::splat(vj), rows.add(j * f));
+                for k in 0..L {
+                    even[k] = S::mul_add(vj, S::load(row.add(k * S::N)), even[k]);
+                }
+            }
+        }
+        for k in 0..L {
+            out[k] = S::add(out[k], S::add(even[k], odd[k]));
+        }
+    }
+
+    /// `out += Σ_i (c0 + c1 w_i + c2 w_i (y_i·v)) y_i` over the row's
+    /// interactions (vectors `ys`, weights `w`), four at a time.
+    #[inline(always)]
+    unsafe fn add_interactions<S: Lanes, const L: usize>(
+        mut ys: Ys,
+        w: &[f32],
+        v: &Vector<S, L>,
+        [c0, c1, c2]: [f32; 3],
+        out: &mut Vector<S, L>,
+        ahead: &mut Prefetch,
+    ) {
+        let f = L * S::N;
+        let copy_to = ys.destination(w.len(), f);
+        let blocks = w.len() / 4;
+        for b in 0..blocks {
+            ahead.step();
+            let i = 4 * b;
+            // (Loops, not closures: a closure would not inherit the
+            // `target_feature`s, and its intrinsics would become calls.)
+            let mut y = [std::ptr::null(); 4];
+            let mut dots = [S::zero(); 4];
+            for j in 0..4 {
+                y[j] = ys.source(i + j, f);
+                dots[j] = S::mul(S::load(y[j]), v[0]);
+            }
+            for k in 1..L {
+                for j in 0..4 {
+                    dots[j] = S::mul_add(S::load(y[j].add(k * S::N)), v[k], dots[j]);
+                }
+            }
+            let dots = S::sum4(dots[0], dots[1], dots[2], dots[3]);
+            let w4 = _mm_loadu_ps(w[i..i + 4].as_ptr());
+            let coef = _mm_fmadd_ps(
+                _mm_mul_ps(_mm_set1_ps(c2), w4),
+                dots,
+                _mm_fmadd_ps(_mm_set1_ps(c1), w4, _mm_set1_ps(c0)),
+            );
+            let mut coefs = [0.0f32; 4];
+            _mm_storeu_ps(coefs.as_mut_ptr(), coef);
+            let mut c = [S::zero(); 4];
+            for j in 0..4 {
+                c[j] = S::splat(coefs[j]);
+            }
+            for k in 0..L {
+                let mut acc = out[k];
+                for j in 0..4 {
+                    let yk = S::load(y[j].add(k * S::N));
+                    if let Some(to) = copy_to {
+                        S::store(to.add((i + j) * f + k * S::N), yk);
+                    }
+                    acc = S::mul_add(c[j], yk, acc);
+                }
+                out[k] = acc;
+            }
+        }
+        for (i, &wi) in w.iter().enumerate().skip(4 * blocks) {
+            let y = ys.source(i, f);
+            let mut d = S::mul(S::load(y), v[0]);
+            for k in 1..L {
+                d = S::mul_add(S::load(y.add(k * S::N)), v[k], d);
+            }
+            let c = S::splat((c0 + c1 * wi) + c2 * wi * S::sum(d));
+            for k in 0..L {
+                let yk = S::load(y.add(k * S::N));
+                if let Some(to) = copy_to {
+                    S::store(to.add(i * f + k * S::N), yk);
+                }
+                out[k] = S::mul_add(c, yk, out[k]);
+            }
+        }
+    }
+
+    /// A few CG steps on `A x = b` warm-started from `x`, as in
+    /// [`super::solve_row`]; `ys` is room for the row's fixed vectors.
+    #[inline(always)]
+    unsafe fn solve_row<S: Lanes, const L: usize>(
+        x: &mut [f32],
+        system: &RowSystem,
+        ys: &mut Vec<f32>,
+        ahead: &mut Prefetch,
+    ) {
+        let RowSystem {
+            a_base,
+            fixed,
+            items,
+            weights,
+            config,
+        } = *system;
+        let (alpha, f) = (config.alpha, L * S::N);
+        assert!(x.len() == f && fixed.dim == f && items.len() == weights.len());
+        if weights.is_empty() {
+            // No interactions: b = 0, so the exact solution is 0.
+            x.iter_mut().for_each(|v| *v = 0.0);
+            ahead.finish();
+            return;
+        }
+        if ys.len() < items.len() * f {
+            ys.resize(items.len() * f, 0.0);
+        }
+        let ys = &mut ys[..items.len() * f];
+        let mut xv = load::<S, L>(x);
+        // r = b − A x = Σ_i (c_i − α w_i (y_i·x)) y_i − a_base x, with
+        // c_i = 1 + α w_i: one pass over the interactions, as `implicit` does.
+        let mut r = [S::zero(); L];
+        let gather = Ys::Gather {
+            table: fixed,
+            items,
+            into: ys,
+        };
+        add_interactions::<S, L>(gather, weights, &xv, [1.0, alpha, -alpha], &mut r, ahead);
+        let ys = &*ys;
+        let mut base_x = [S::zero(); L];
+        add_matvec::<S, L>(a_base, &xv, &mut base_x);
+        for k in 0..L {
+            r[k] = S::sub(r[k], base_x[k]);
+        }
+        let mut p = r;
+        let mut rs_old = dot::<S, L>(&r, &r);
+        for _ in 0..config.cg_steps {
+            if rs_old < 1e-20 {
+                break;
+            }
+            // A p = Σ_i α w_i (y_i·p) y_i + a_base p; the interactions first,
+            // so the matrix product overlaps with the tail of their work.
+            let mut ap = [S::zero(); L];
+            let gathered = Ys::Gathered(ys);
+            add_interactions::<S, L>(gathered, weights, &p, [0.0, 0.0, alpha], &mut ap, ahead);
+            add_matvec::<S, L>(a_base, &p, &mut ap);
+            let step = rs_old / dot::<S, L>(&p, &ap);
+            let (step, minus_step) = (S::splat(step), S::splat(-step));
+            for k in 0..L {
+                xv[k] = S::mul_add(step, p[k], xv[k]);
+                r[k] = S::mul_add(minus_step, ap[k], r[k]);
+            }
+            let rs_new = dot::<S, L>(&r, &r);
+            if rs_new < 1e-20 {
+                break;
+            }
+            let beta = S::splat(rs_new / rs_old);
+            for k in 0..L {
+                p[k] = S::mul_add(beta, p[k], r[k]);
+            }
+            rs_old = rs_new;
+        }
+        ahead.finish();
+        store::<S, L>(&xv, x);
     }
 }
 

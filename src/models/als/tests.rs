@@ -245,41 +245,97 @@ fn rejects_settings_that_cannot_work() {
     }
 }
 
+/// Every kernel this CPU has, on one row: `(kernel, x)` from the same warm start.
+fn solve_with_every_kernel(
+    fixed: &Factors,
+    items: &[usize],
+    weights: &[f32],
+    cfg: &AlsConfig,
+    start: &[f32],
+) -> Vec<(Kernel, Vec<f32>)> {
+    let f = fixed.dim;
+    let a_base = regularized_gram(fixed, cfg.regularization);
+    let system = RowSystem {
+        a_base: &a_base,
+        fixed,
+        items,
+        weights,
+        config: cfg,
+    };
+    Kernel::available(f)
+        .into_iter()
+        .map(|kernel| {
+            let mut x = start.to_vec();
+            let mut scratch = vec![0.0; 3 * f];
+            // A buffer left from a longer row, as in training.
+            let mut ys = vec![f32::NAN; (items.len() + 5) * f];
+            // Prefetch the row's own vectors: what is asked for must not matter.
+            let mut ahead = Prefetch::new(fixed, items);
+            kernel.solve_row(&mut x, &system, &mut ys, &mut scratch, &mut ahead);
+            (kernel, x)
+        })
+        .collect()
+}
+
 #[test]
-fn the_simd_path_agrees_with_the_portable_path() {
+fn every_kernel_converges_to_the_exact_solution() {
+    // 16 factors has a SIMD kernel; 7 and 10 interactions exercise both the
+    // blocks of four and the leftovers.
+    let cfg = AlsConfig {
+        factors: 16,
+        cg_steps: 16, // CG is exact in `factors` steps on a well-conditioned system
+        regularization: 0.5,
+        alpha: 3.0,
+        ..AlsConfig::default()
+    };
+    let fixed = well_scaled_factors(40, 16, 5);
+    for (items, weights) in [
+        (
+            vec![2usize, 5, 11, 17, 23, 29, 31],
+            vec![1.0f32, 2.0, 5.0, 1.0, 3.0, 1.0, 4.0],
+        ),
+        ((0..40).step_by(4).collect(), vec![2.0; 10]),
+    ] {
+        let exact = exact_row(&fixed, &items, &weights, &cfg);
+        for (kernel, x) in solve_with_every_kernel(&fixed, &items, &weights, &cfg, &[0.0; 16]) {
+            for (got, want) in x.iter().zip(&exact) {
+                assert!(
+                    (f64::from(*got) - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "{kernel:?}: {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_agrees_with_the_portable_path() {
+    // The benchmark's shape: 64 factors, 3 warm-started steps.
+    let cfg = AlsConfig::default();
+    let fixed = random_factors(200, 64, 3, 1);
+    let items: Vec<usize> = (0..200).step_by(7).collect();
+    let weights: Vec<f32> = (0..items.len()).map(|i| 1.0 + (i % 5) as f32).collect();
+    let start: Vec<f32> = (0..64).map(|d| 0.001 * (d % 7) as f32).collect();
+    let solved = solve_with_every_kernel(&fixed, &items, &weights, &cfg, &start);
+    let (_, plain) = &solved[0];
+    for (kernel, x) in &solved[1..] {
+        for (p, q) in plain.iter().zip(x) {
+            assert!(
+                (p - q).abs() <= 1e-3 * (1.0 + p.abs()),
+                "{kernel:?}: {p} vs {q}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_row_without_interactions_solves_to_zero() {
     let cfg = AlsConfig {
         factors: 16,
         ..AlsConfig::default()
     };
-    let fixed = random_factors(50, 16, 3, 1);
-    let a_base = regularized_gram(&fixed, cfg.regularization);
-    let items = [0usize, 5, 9, 33];
-    let weights = [1.0f32, 5.0, 1.0, 10.0];
-    let mut plain = vec![0.001f32; 16];
-    let mut fused = plain.clone();
-    let mut scratch = vec![0.0; 48];
-    solve_row::<false>(
-        &mut plain,
-        &a_base,
-        &gathered(&fixed, &items),
-        &weights,
-        &cfg,
-        &mut scratch,
-    );
-    if simd_fma_available() {
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            solve_row_avx2(
-                &mut fused,
-                &a_base,
-                &gathered(&fixed, &items),
-                &weights,
-                &cfg,
-                &mut scratch,
-            )
-        };
-        for (p, q) in plain.iter().zip(&fused) {
-            assert!((p - q).abs() <= 1e-3 * (1.0 + p.abs()), "{p} vs {q}");
-        }
+    let fixed = random_factors(10, 16, 3, 1);
+    for (kernel, x) in solve_with_every_kernel(&fixed, &[], &[], &cfg, &[0.5; 16]) {
+        assert!(x.iter().all(|&v| v == 0.0), "{kernel:?}: {x:?}");
     }
 }
