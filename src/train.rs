@@ -20,8 +20,6 @@ use crate::data::{
 };
 use crate::models::{Als, History, Popular};
 use crate::progress;
-use crate::rank::candidates::Sources;
-use crate::rank::features::FeatureContext;
 use crate::rank::two_stage::{fit_reranker, training_table, TwoStage};
 
 /// Loaded, validated and split data, ready to train on.
@@ -169,32 +167,26 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
             ts,
         )?;
         let (booster, mut fit_facts) = fit_reranker(table, ts)?;
-        let items = Arc::new(match &prepared.item_features {
+        let items = match &prepared.item_features {
             Some(f) => f.dense(&train.items),
             None => vec![ItemInfo::default(); train.items.len()],
-        });
-        let sources = Sources::new(
-            popular.clone().expect("fitted for two_stage"),
-            history.clone().expect("fitted for two_stage"),
-            als.clone().expect("fitted for two_stage"),
-            &items,
-            ts.candidates.category_popular,
-        );
-        let context =
-            FeatureContext::new(Arc::new(train.clone()), items, ts.candidates.recent_items);
-        fit_facts["seconds"] = json!(t.elapsed().as_secs_f64());
-        fit_facts["importance"] = json!(booster
-            .feature_importance()
-            .into_iter()
-            .map(|(name, gain)| json!({"feature": name, "gain": gain}))
-            .collect::<Vec<_>>());
-        facts.insert("two_stage".into(), fit_facts);
-        Some(TwoStage {
-            config: ts.clone(),
+        };
+        let fitted = "fitted for two_stage";
+        let model = TwoStage::new(
+            ts.clone(),
             booster,
-            sources,
-            context,
-        })
+            (
+                popular.clone().expect(fitted),
+                history.clone().expect(fitted),
+                als.clone().expect(fitted),
+            ),
+            Arc::new(train.clone()),
+            items,
+        );
+        fit_facts["seconds"] = json!(t.elapsed().as_secs_f64());
+        fit_facts["importance"] = model.importance_json();
+        facts.insert("two_stage".into(), fit_facts);
+        Some(model)
     } else {
         None
     };

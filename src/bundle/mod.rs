@@ -19,8 +19,7 @@ use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
 use crate::fsio::{create_dir_atomically, write_bytes_atomically};
 use crate::models::factors::Factors;
 use crate::models::{Als, History, Popular, Recommender};
-use crate::rank::candidates::Sources;
-use crate::rank::features::{feature_names, FeatureContext};
+use crate::rank::features::feature_names;
 use crate::rank::gbdt::Booster;
 use crate::rank::TwoStage;
 
@@ -309,13 +308,8 @@ fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
         &attributes,
     )?;
     write_bytes_atomically(&dir.join(RERANKER), t.booster.to_json().as_bytes())?;
-    let importance: Vec<serde_json::Value> = t
-        .booster
-        .feature_importance()
-        .into_iter()
-        .map(|(feature, gain)| serde_json::json!({"feature": feature, "gain": gain}))
-        .collect();
-    let importance = serde_json::to_vec_pretty(&importance).context("serialising importance")?;
+    let importance =
+        serde_json::to_vec_pretty(&t.importance_json()).context("serialising importance")?;
     write_bytes_atomically(&dir.join("two_stage_importance.json"), &importance)
 }
 
@@ -377,24 +371,13 @@ fn load_two_stage(bundle: &Bundle, dir: &Path) -> Result<TwoStage> {
             "two_stage needs the popular, history and als models beside it".into(),
         ));
     };
-    let sources = Sources::new(
-        popular,
-        history,
-        als,
-        &items,
-        config.candidates.category_popular,
-    );
-    let context = FeatureContext::new(
-        Arc::new(train),
-        Arc::new(items),
-        config.candidates.recent_items,
-    );
-    Ok(TwoStage {
+    Ok(TwoStage::new(
         config,
         booster,
-        sources,
-        context,
-    })
+        (popular, history, als),
+        Arc::new(train),
+        items,
+    ))
 }
 
 /// The bundle directory meant by `path`: `path` itself if it is a bundle, else

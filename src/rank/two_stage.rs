@@ -35,7 +35,7 @@ use crate::data::time::{format_date, DAY_MS};
 use crate::data::{split, EventLog, ItemFeatures, ItemInfo, Protocol, TrainSet};
 use crate::eval::{ground_truth, TestUser};
 use crate::models::topk::sort_best_first;
-use crate::models::{Recommender, Scored};
+use crate::models::{Als, History, Popular, Recommender, Scored};
 use crate::progress;
 use crate::rng::Rng;
 use crate::train::fit_single_stage;
@@ -355,6 +355,41 @@ pub struct TwoStage {
 }
 
 impl TwoStage {
+    /// Assemble the model for the period `train` (whose dense items `items`
+    /// describes) from its single-stage models and a fitted re-ranker.
+    pub fn new(
+        config: TwoStageConfig,
+        booster: Booster,
+        (popular, history, als): (Arc<Popular>, Arc<History>, Arc<Als>),
+        train: Arc<TrainSet>,
+        items: Vec<ItemInfo>,
+    ) -> TwoStage {
+        let sources = Sources::new(
+            popular,
+            history,
+            als,
+            &items,
+            config.candidates.category_popular,
+        );
+        let context = FeatureContext::new(train, Arc::new(items), config.candidates.recent_items);
+        TwoStage {
+            config,
+            booster,
+            sources,
+            context,
+        }
+    }
+
+    /// The re-ranker's gain importance as `[{"feature": …, "gain": …}, …]`, best first.
+    pub fn importance_json(&self) -> serde_json::Value {
+        json!(self
+            .booster
+            .feature_importance()
+            .into_iter()
+            .map(|(feature, gain)| json!({"feature": feature, "gain": gain}))
+            .collect::<Vec<_>>())
+    }
+
     /// Candidates of `users` (dense users of the training period).
     pub fn candidates(&self, users: &[Option<u32>]) -> Candidates {
         generate(
