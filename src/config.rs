@@ -28,6 +28,14 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Where bundles go.
     pub artifacts: ArtifactsConfig,
+    /// `[offline]`: the precomputed lists the service answers from.
+    pub offline: crate::bundle::offline::OfflineConfig,
+    /// `[serve]`: the HTTP service.
+    pub serve: crate::serve::ServeConfig,
+    /// `[s3]`: object storage.
+    pub s3: crate::storage::s3::S3Config,
+    /// `[postgres]`: the database.
+    pub postgres: crate::storage::pg::PgConfig,
 }
 
 /// `[data]`: the input files.
@@ -183,6 +191,15 @@ impl Config {
                 "[models] enabled is empty; enable at least one of {}",
                 MODEL_NAMES.join(", ")
             );
+        }
+        self.serve.validate()?;
+        if self.offline.top == 0 {
+            bail!("[offline] top must be at least 1");
+        }
+        if let Some(model) = &self.offline.model {
+            if !self.models.is_enabled(model) {
+                bail!("[offline] model `{model}` is not in [models] enabled; enable it or remove the key");
+            }
         }
         if self.eval.k == 0 {
             bail!("[eval] k must be at least 1");

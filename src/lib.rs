@@ -10,6 +10,8 @@
 //! * [`eval`] — ranking metrics and the evaluation report;
 //! * [`train`] — the training side, from config to [`bundle`];
 //! * [`bundle`] — versioned model bundles on disk;
+//! * [`serve`] — the HTTP recommendation service;
+//! * [`storage`] — S3 and PostgreSQL tooling;
 //! * [`config`] — `config.toml`;
 //! * [`cli`] — the `recsys` commands.
 #![deny(missing_docs)]
@@ -24,4 +26,6 @@ pub mod models;
 pub mod progress;
 pub mod rank;
 pub mod rng;
+pub mod serve;
+pub mod storage;
 pub mod train;

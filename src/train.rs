@@ -12,13 +12,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::bundle::offline::{active_users, pick_model, OfflineLists};
 use crate::bundle::{fingerprint, Bundle, DataSummary, Manifest, FORMAT_VERSION};
 use crate::config::{Config, ModelsConfig};
 use crate::data::{
     interaction_matrix, load_events, load_item_features, split, Cutoff, ItemFeatures, ItemInfo,
     LoadedEvents, Protocol, Split, TrainSet,
 };
-use crate::models::{Als, History, Popular};
+use crate::models::{Als, History, Popular, Recommender};
 use crate::progress;
 use crate::rank::two_stage::{fit_reranker, training_table, TwoStage};
 
@@ -191,6 +192,31 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
         None
     };
 
+    let offline = {
+        let models: Vec<&dyn Recommender> = [
+            popular.as_deref().map(|m| m as &dyn Recommender),
+            history.as_deref().map(|m| m as &dyn Recommender),
+            als.as_deref().map(|m| m as &dyn Recommender),
+            two_stage.as_ref().map(|m| m as &dyn Recommender),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let names: Vec<&str> = models.iter().map(|m| m.name()).collect();
+        let wanted = config.offline.model.as_deref();
+        let name = pick_model(wanted, &names).context("no model for the offline lists")?;
+        let model = models[names.iter().position(|&n| n == name).expect("picked from names")];
+        let t = Instant::now();
+        let users = active_users(train, config.offline.active_days);
+        let lists = OfflineLists::compute(model, &users, config.offline.top);
+        facts.insert(
+            "offline".into(),
+            json!({"model": name, "users": users.len(), "top": config.offline.top,
+                   "seconds": t.elapsed().as_secs_f64()}),
+        );
+        lists
+    };
+
     let now = chrono::Utc::now();
     let data_fp = data_fingerprint(&prepared.loaded);
     let manifest = Manifest {
@@ -229,5 +255,6 @@ pub fn fit(config: &Config, prepared: &Prepared) -> Result<Bundle> {
         history,
         als,
         two_stage,
+        offline: Some(offline),
     })
 }

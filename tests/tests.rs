@@ -1,3 +1,6 @@
 //! End-to-end tests of the `recsys` binary: one test binary, a module per area.
 
 mod cli;
+mod pg;
+mod s3;
+mod serve;

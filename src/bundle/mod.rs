@@ -7,6 +7,7 @@
 //! place, so a crash mid-write leaves no half bundle and never touches older ones.
 
 pub mod npy;
+pub mod offline;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::models::{Als, History, Popular, Recommender};
 use crate::rank::features::feature_names;
 use crate::rank::gbdt::Booster;
 use crate::rank::TwoStage;
+use offline::OfflineLists;
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -87,6 +89,8 @@ pub struct Bundle {
     pub als: Option<Arc<Als>>,
     /// The `two_stage` model, if trained; it shares the single-stage models above.
     pub two_stage: Option<TwoStage>,
+    /// Precomputed top lists of recently active users, for the service.
+    pub offline: Option<OfflineLists>,
 }
 
 impl Bundle {
@@ -156,6 +160,12 @@ impl Bundle {
             }
             if let Some(t) = &self.two_stage {
                 save_two_stage(t, dir)?;
+            }
+            if let Some(o) = &self.offline {
+                npy::write(&dir.join("offline_users.npy"), &[o.users.len()], &o.users)?;
+                npy::write(&dir.join("offline_offsets.npy"), &[o.offsets.len()], &o.offsets)?;
+                npy::write(&dir.join("offline_items.npy"), &[o.items.len()], &o.items)?;
+                npy::write(&dir.join("offline_scores.npy"), &[o.scores.len()], &o.scores)?;
             }
             let config =
                 toml::to_string_pretty(&self.manifest.config).context("serialising config")?;
@@ -235,7 +245,9 @@ impl Bundle {
             history,
             als,
             two_stage: None,
+            offline: None,
         };
+        bundle.offline = load_offline(&bundle.manifest, dir)?;
         bundle.check_consistent(dir)?;
         if has_two_stage {
             bundle.two_stage = Some(load_two_stage(&bundle, dir)?);
@@ -269,8 +281,25 @@ impl Bundle {
                 return bad("popular refers to unknown items");
             }
         }
+        if let Some(o) = &self.offline {
+            o.check(u, i).or_else(|e| bad(&e))?;
+        }
         Ok(())
     }
+}
+
+/// The offline lists, when training wrote them; the manifest names their model.
+fn load_offline(manifest: &Manifest, dir: &Path) -> Result<Option<OfflineLists>> {
+    let Some(model) = manifest.training["offline"]["model"].as_str() else {
+        return Ok(None);
+    };
+    Ok(Some(OfflineLists {
+        model: model.to_string(),
+        users: npy::read::<u32>(&dir.join("offline_users.npy"))?.1,
+        offsets: npy::read::<u64>(&dir.join("offline_offsets.npy"))?.1,
+        items: npy::read::<u32>(&dir.join("offline_items.npy"))?.1,
+        scores: npy::read::<f32>(&dir.join("offline_scores.npy"))?.1,
+    }))
 }
 
 /// The two_stage files: its period's events (for features), item attributes

@@ -6,7 +6,10 @@
 
 mod evaluate;
 mod generate;
+mod pg;
 mod recommend;
+mod s3;
+mod serve;
 mod train;
 
 use std::io::Write;
@@ -37,6 +40,12 @@ pub enum Command {
     Recommend(recommend::RecommendArgs),
     /// Write a synthetic dataset shaped like RetailRocket.
     Generate(generate::GenerateArgs),
+    /// Serve recommendations over HTTP, with Prometheus metrics.
+    Serve(serve::ServeArgs),
+    /// Object storage: list, measure, push and pull (any S3-compatible server).
+    S3(s3::S3Args),
+    /// PostgreSQL tables: show, load to Parquet, push from a file, drop.
+    Pg(pg::PgArgs),
 }
 
 /// Run one parsed command line.
@@ -46,6 +55,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Recommend(args) => recommend::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::S3(args) => s3::run(args),
+        Command::Pg(args) => pg::run(args),
     }
 }
 
@@ -60,10 +72,14 @@ fn load_config(path: &Path) -> Result<Config> {
     Config::load(path)
 }
 
+/// What `--bundle` names: a bundle, or a directory of bundles (by default the artifacts directory).
+fn bundle_dir_root(flag: Option<PathBuf>, config: &Config) -> PathBuf {
+    flag.unwrap_or_else(|| config.artifacts.dir.clone())
+}
+
 /// The bundle directory from `--bundle`, or the newest in the artifacts directory.
 fn bundle_dir(flag: Option<PathBuf>, config: &Config) -> Result<PathBuf> {
-    let root = flag.unwrap_or_else(|| config.artifacts.dir.clone());
-    crate::bundle::resolve(&root)
+    crate::bundle::resolve(&bundle_dir_root(flag, config))
 }
 
 /// Print `value` as one line of JSON on stdout.

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Load test of `recsys serve` with wrk on loopback, at full RetailRocket size.
+#
+# Data: the synthetic full-size dataset (1,407,580 visitors, 235,061 items,
+# 2,756,101 events, seed 7; the same files as bench/e2e_full_size.sh), trained
+# with the repository's config.toml (popular, history, als, two_stage).
+# Traffic: 100,000 user ids, 90% known to the bundle and 10% unknown; 30% of
+# them have recent events posted to the service before the runs (items drawn
+# from the event log, so popular items come up more often).
+#
+# Reports throughput and latency percentiles at saturation and at about
+# 5,000 req/s for GET /recommendations?k=10, POST /events at saturation, and
+# the service's RSS. wrk shares the machine's cores with the service.
+#
+#   bench/serve_wrk.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
+work="${RECSYS_BENCH_DIR:-$HOME/.cache/recsys-ci/bench-data}/full-x1"
+bin="$CARGO_TARGET_DIR/release/recsys"
+duration="${DURATION:-20s}"
+port="${PORT:-18000}"
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+cargo build --release --quiet
+mkdir -p "$work"
+if [ ! -f "$work/events.csv" ]; then
+  "$bin" generate --seed 7 --out "$work" >/dev/null
+fi
+# The repository's config with the data and artifacts of the benchmark.
+sed -e 's#^events = .*#events = "events.csv"#' \
+    -e 's#^item_features = .*#item_features = "item_features.csv"#' \
+    -e 's#^dir = "artifacts"#dir = "serve-artifacts"#' \
+    -e 's#^port = .*#port = '"$port"'#' \
+    config.toml > "$work/serve-config.toml"
+if [ -z "$(ls -A "$work/serve-artifacts" 2>/dev/null)" ]; then
+  /usr/bin/time -f "train: %e s wall, %M KB peak RSS" "$bin" train --config "$work/serve-config.toml"
+fi
+bundle="$(ls -d "$work"/serve-artifacts/*/ | tail -1)"
+python3 - "$bundle" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+o = m["training"]["offline"]
+print(f"bundle {m['run_id']}: offline lists for {o['users']} users by {o['model']}, top {o['top']}, {o['seconds']:.1f} s")
+PY
+
+# Traffic: known ids from the training events, unknown ids beyond every visitor.
+python3 - "$work" <<'PY'
+import csv, random, sys
+work = sys.argv[1]
+random.seed(11)
+visitors, items = set(), []
+with open(f"{work}/events.csv") as f:
+    r = csv.reader(f); next(r)
+    for row in r:
+        if int(row[0]) < 1441065600000:  # 2015-09-01, the cutoff
+            visitors.add(int(row[1]))
+        items.append(int(row[3]))
+visitors = sorted(visitors)
+known = random.sample(visitors, 90000)
+unknown = [10**9 + i for i in range(10000)]
+users = known + unknown
+random.shuffle(users)
+online = users[: len(users) * 3 // 10]
+picked = random.sample(items, 50000)
+for name, ids in [("users", users), ("online", online), ("items", picked)]:
+    with open(f"{work}/{name}.lua", "w") as f:
+        f.write("return {" + ",".join(map(str, ids)) + "}\n")
+with open(f"{work}/online.txt", "w") as f:
+    for u in online:
+        f.write(f"{u} {random.choice(picked)} {random.choice(picked)}\n")
+PY
+
+"$bin" serve --config "$work/serve-config.toml" 2> "$work/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+  curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fs "http://127.0.0.1:$port/ready"; echo
+rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server/status"; }
+echo "RSS after load: $(rss)"
+
+# Two recent views for each of the 30% online users.
+python3 - "$work/online.txt" "$port" <<'PY'
+import http.client, json, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]))
+n = 0
+for line in open(sys.argv[1]):
+    user, a, b = map(int, line.split())
+    for item in (a, b):
+        conn.request("POST", "/events", json.dumps({"user_id": user, "item_id": item, "event": "view"}),
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse(); r.read()
+        assert r.status == 202, r.status
+        n += 1
+print(f"posted {n} events for {n // 2} online users")
+PY
+echo "RSS after events: $(rss)"
+
+export USERS_LUA="$work/users.lua" ITEMS_LUA="$work/items.lua"
+url="http://127.0.0.1:$port"
+echo; echo "== warm-up (10s, not reported)"
+RATE_PER_CONNECTION=0 wrk -t1 -c32 -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
+echo; echo "== GET /recommendations?k=10 at saturation: wrk -t1 -c32 -d$duration"
+RATE_PER_CONNECTION=0 wrk -t1 -c32 -d"$duration" --latency -s bench/wrk/recommendations.lua "$url"
+echo "RSS: $(rss)"
+echo; echo "== GET /recommendations?k=10 at ~5,000 req/s: 50 connections x 100 req/s, wrk -t1 -c50 -d$duration"
+RATE_PER_CONNECTION=100 wrk -t1 -c50 -d"$duration" --latency -s bench/wrk/recommendations.lua "$url"
+echo; echo "== POST /events at saturation: wrk -t1 -c32 -d$duration"
+wrk -t1 -c32 -d"$duration" --latency -s bench/wrk/events.lua "$url"
+echo "RSS: $(rss)"
+curl -fs "$url/metrics" | grep -E '^recsys_(event_store_(users|events)|recommendation_responses_total|recommendations_total)' || true

@@ -1,0 +1,216 @@
+//! The service's Prometheus metrics, exported at `/metrics`.
+//!
+//! Names follow Prometheus conventions (`_total` counters, `_seconds`
+//! durations, base units). The Grafana dashboard in `deploy/grafana/` queries
+//! exactly these; a test checks that every name it uses is exported here.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use super::blend::Source;
+
+/// Latency buckets, seconds: the service answers in microseconds to milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Every metric the service exports, registered in one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `recsys_http_requests_total{route,status}`.
+    pub requests: IntCounterVec,
+    /// `recsys_http_request_duration_seconds{route}`.
+    pub latency: HistogramVec,
+    /// `recsys_recommendations_total{source}`: items served, by list.
+    pub recommended_items: IntCounterVec,
+    /// `recsys_recommendation_responses_total{answer}`: `personal` (the user
+    /// had a precomputed list), `online` (only recent events), `fallback`.
+    pub responses: IntCounterVec,
+    /// `recsys_events_received_total{event}`.
+    pub events: IntCounterVec,
+    /// `recsys_event_store_users`.
+    pub store_users: IntGauge,
+    /// `recsys_event_store_events`.
+    pub store_events: IntGauge,
+    /// `recsys_event_store_errors_total{operation}`: Redis failures and timeouts.
+    pub store_errors: IntCounterVec,
+    /// `recsys_model_info{version,model}`: 1 for the model serving.
+    pub model_info: GaugeVec,
+    /// `recsys_model_loaded_timestamp_seconds`: when the serving model was loaded.
+    pub model_loaded: Gauge,
+    /// `recsys_model_created_timestamp_seconds`: when the serving model was trained.
+    pub model_created: Gauge,
+    /// `recsys_model_load_duration_seconds`: how long loading it took.
+    pub model_load_seconds: Gauge,
+    /// `recsys_model_reloads_total{outcome}`: `success` or `failure`.
+    pub reloads: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric, process CPU and memory included.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("recsys_http_requests_total", "HTTP requests answered."),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "recsys_http_request_duration_seconds",
+                "Time to answer an HTTP request.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )
+        .expect("valid metric");
+        let recommended_items = IntCounterVec::new(
+            Opts::new(
+                "recsys_recommendations_total",
+                "Recommended items served, by the list they came from.",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        let responses = IntCounterVec::new(
+            Opts::new(
+                "recsys_recommendation_responses_total",
+                "Recommendation answers: personal, online only, or popular fallback.",
+            ),
+            &["answer"],
+        )
+        .expect("valid metric");
+        let events = IntCounterVec::new(
+            Opts::new("recsys_events_received_total", "Shopper events received."),
+            &["event"],
+        )
+        .expect("valid metric");
+        let store_users = IntGauge::new(
+            "recsys_event_store_users",
+            "Users in the in-memory event store.",
+        )
+        .expect("valid metric");
+        let store_events = IntGauge::new(
+            "recsys_event_store_events",
+            "Events in the in-memory event store.",
+        )
+        .expect("valid metric");
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "recsys_event_store_errors_total",
+                "Event store operations that failed or timed out.",
+            ),
+            &["operation"],
+        )
+        .expect("valid metric");
+        let model_info = GaugeVec::new(
+            Opts::new("recsys_model_info", "The model bundle serving (value 1)."),
+            &["version", "model"],
+        )
+        .expect("valid metric");
+        let model_loaded = Gauge::new(
+            "recsys_model_loaded_timestamp_seconds",
+            "Unix time the serving model was loaded.",
+        )
+        .expect("valid metric");
+        let model_created = Gauge::new(
+            "recsys_model_created_timestamp_seconds",
+            "Unix time the serving model was trained.",
+        )
+        .expect("valid metric");
+        let model_load_seconds = Gauge::new(
+            "recsys_model_load_duration_seconds",
+            "Seconds it took to load the serving model.",
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new("recsys_model_reloads_total", "Model reloads by outcome."),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(recommended_items.clone()),
+            Box::new(responses.clone()),
+            Box::new(events.clone()),
+            Box::new(store_users.clone()),
+            Box::new(store_events.clone()),
+            Box::new(store_errors.clone()),
+            Box::new(model_info.clone()),
+            Box::new(model_loaded.clone()),
+            Box::new(model_created.clone()),
+            Box::new(model_load_seconds.clone()),
+            Box::new(reloads.clone()),
+        ] {
+            registry.register(metric).expect("metric names are unique");
+        }
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process metrics register once");
+        // Series that exist before their first event, so rates start at zero.
+        for source in Source::ALL {
+            recommended_items.with_label_values(&[source.as_str()]);
+        }
+        for answer in ["personal", "online", "fallback"] {
+            responses.with_label_values(&[answer]);
+        }
+        for outcome in ["success", "failure"] {
+            reloads.with_label_values(&[outcome]);
+        }
+        for operation in ["push", "read"] {
+            store_errors.with_label_values(&[operation]);
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            recommended_items,
+            responses,
+            events,
+            store_users,
+            store_events,
+            store_errors,
+            model_info,
+            model_loaded,
+            model_created,
+            model_load_seconds,
+            reloads,
+        }
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of gathered metrics does not fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// Names of every exported metric family.
+    pub fn names(&self) -> Vec<String> {
+        self.registry
+            .gather()
+            .iter()
+            .map(|family| family.name().to_string())
+            .collect()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,404 @@
+//! Every HTTP route, declared in one place.
+//!
+//! [`app`] builds the router from [`AppState`]; tests drive it with
+//! `tower::ServiceExt::oneshot` without a socket. The OpenAPI document
+//! (`openapi.json` beside this file, served at `/openapi.json`) describes
+//! exactly these routes; a test checks that the two agree.
+//!
+//! Client mistakes answer 4xx with `{"error": "…"}` naming the parameter;
+//! nothing a client sends can produce a 500.
+
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::blend::{blend, Pick, Source};
+use super::engine::carted;
+use super::state::AppState;
+use super::store::ServiceEvent;
+use crate::data::EventKind;
+
+/// The OpenAPI 3 description of [`app`]'s routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The router: every route, the metrics layer, the body limit and the JSON 404.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/recommendations", get(recommendations))
+        .route("/recommendations/offline", get(recommendations_offline))
+        .route("/recommendations/online", get(recommendations_online))
+        .route("/similar", get(similar))
+        .route("/events", post(events))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/admin/reload", post(reload))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// A client or server error as `{"error": "…"}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+/// Count and time every request by its route pattern (not the raw path, so
+/// the label set stays small whatever clients send).
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    let m = &state.metrics;
+    m.requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    m.latency
+        .with_label_values(&[route.as_str()])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Query parameters, parsed with errors that name them.
+struct Parsed(Vec<(String, String)>);
+
+impl Parsed {
+    fn new(params: Params) -> Result<Parsed, ApiError> {
+        params.map(|Query(pairs)| Parsed(pairs)).map_err(|e| {
+            ApiError::bad_request(format!("malformed query string: {}", e.body_text()))
+        })
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn id(&self, name: &str) -> Result<i64, ApiError> {
+        let value = self
+            .raw(name)
+            .ok_or_else(|| ApiError::bad_request(format!("{name} is required")))?;
+        value.trim().parse().map_err(|_| {
+            ApiError::bad_request(format!("{name} must be an integer id, got {value:?}"))
+        })
+    }
+
+    fn k(&self, max_k: usize) -> Result<usize, ApiError> {
+        let Some(value) = self.raw("k") else {
+            return Ok(10.min(max_k));
+        };
+        match value.trim().parse::<i64>() {
+            Ok(k) if k >= 1 && k as u64 <= max_k as u64 => Ok(k as usize),
+            Ok(k) => Err(ApiError::bad_request(format!(
+                "k must be between 1 and {max_k}, got {k}"
+            ))),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "k must be an integer between 1 and {max_k}, got {value:?}"
+            ))),
+        }
+    }
+}
+
+/// Which lists a recommendations route blends.
+#[derive(Clone, Copy, PartialEq)]
+enum Lists {
+    Both,
+    Offline,
+    Online,
+}
+
+async fn recommendations(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    answer(state, params, Lists::Both).await
+}
+
+async fn recommendations_offline(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    answer(state, params, Lists::Offline).await
+}
+
+async fn recommendations_online(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    answer(state, params, Lists::Online).await
+}
+
+async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Json<Value>, ApiError> {
+    let params = Parsed::new(params)?;
+    let user_id = params.id("user_id")?;
+    let k = params.k(state.settings.max_k)?;
+    let engine = state.engine();
+    let events = match state
+        .store
+        .recent(user_id, state.settings.events_per_user)
+        .await
+    {
+        Ok(events) => events,
+        Err(err) => {
+            // Answer without online items rather than fail the shopper's page.
+            state
+                .metrics
+                .store_errors
+                .with_label_values(&["read"])
+                .inc();
+            eprintln!("recsys serve: event store read failed: {err}");
+            Vec::new()
+        }
+    };
+    let exclude = carted(&events);
+    let offline = if lists == Lists::Online {
+        Vec::new()
+    } else {
+        engine.offline(user_id, k + exclude.len())
+    };
+    let online = if lists == Lists::Offline {
+        Vec::new()
+    } else {
+        engine.online(&events, state.settings.online_seeds, k)
+    };
+    let answer = if !offline.is_empty() {
+        "personal"
+    } else if !online.is_empty() {
+        "online"
+    } else {
+        "fallback"
+    };
+    let popular: &[(i64, f32)] = if lists == Lists::Both {
+        engine.popular()
+    } else {
+        &[]
+    };
+    let picks = blend(&online, &offline, popular, &exclude, k);
+    let m = &state.metrics;
+    m.responses.with_label_values(&[answer]).inc();
+    for source in Source::ALL {
+        let n = picks.iter().filter(|p| p.source == source).count() as u64;
+        if n > 0 {
+            m.recommended_items
+                .with_label_values(&[source.as_str()])
+                .inc_by(n);
+        }
+    }
+    Ok(Json(json!({
+        "user_id": user_id,
+        "model_version": engine.version,
+        "known_user": engine.knows_user(user_id),
+        "recommendations": picks,
+    })))
+}
+
+async fn similar(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    let params = Parsed::new(params)?;
+    let item_id = params.id("item_id")?;
+    let k = params.k(state.settings.max_k)?;
+    let engine = state.engine();
+    if !engine.has_similar() {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!(
+                "model {} has no ALS factors, so it cannot tell similar items",
+                engine.version
+            ),
+        });
+    }
+    // Unknown items get popular ones, marked as such: a new product page is
+    // normal traffic, not an error.
+    let (known, picks): (bool, Vec<Pick>) = match engine.similar(item_id, k) {
+        Some(list) => (
+            true,
+            list.into_iter()
+                .map(|(item_id, score)| Pick {
+                    item_id,
+                    score,
+                    source: Source::Online,
+                })
+                .collect(),
+        ),
+        None => (false, blend(&[], &[], engine.popular(), &[], k)),
+    };
+    let mut body = json!({
+        "item_id": item_id,
+        "model_version": engine.version,
+        "known_item": known,
+        "similar": picks.iter().map(|p| json!({"item_id": p.item_id, "score": p.score})).collect::<Vec<_>>(),
+    });
+    if !known {
+        body["fallback"] = json!("popular");
+    }
+    Ok(Json(body))
+}
+
+/// The body of `POST /events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    user_id: i64,
+    item_id: i64,
+    event: String,
+    /// UTC ms; the time of receipt when absent.
+    timestamp: Option<i64>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    body: Result<Json<EventBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(body) = body.map_err(|rejection| ApiError {
+        // 413 for an oversized body, 415 for a wrong content type, else 400.
+        status: match rejection.status() {
+            s if s.is_client_error() && s != StatusCode::UNPROCESSABLE_ENTITY => s,
+            _ => StatusCode::BAD_REQUEST,
+        },
+        message: format!("invalid event: {}", rejection.body_text()),
+    })?;
+    let Some(kind) = EventKind::parse(&body.event) else {
+        return Err(ApiError::bad_request(format!(
+            "event must be one of view, addtocart, transaction; got {:?}",
+            body.event
+        )));
+    };
+    let timestamp_ms = body
+        .timestamp
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let event = ServiceEvent {
+        item_id: body.item_id,
+        kind,
+        timestamp_ms,
+    };
+    let m = &state.metrics;
+    m.events.with_label_values(&[body.event.as_str()]).inc();
+    if let Err(err) = state.store.push(body.user_id, event).await {
+        m.store_errors.with_label_values(&["push"]).inc();
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("the event was not recorded: {err}"),
+        });
+    }
+    if let Some((users, events)) = state.store.size() {
+        m.store_users.set(users as i64);
+        m.store_events.set(events as i64);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(
+            json!({"user_id": body.user_id, "item_id": body.item_id, "event": body.event, "timestamp": timestamp_ms}),
+        ),
+    ))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<AppState>) -> Json<Value> {
+    let engine = state.engine();
+    Json(json!({
+        "status": "ready",
+        "model_version": engine.version,
+        "offline_model": engine.offline_model,
+        "event_store": state.store.kind(),
+    }))
+}
+
+async fn reload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(token) = &state.settings.admin_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return Err(ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: "reloading needs the admin token: Authorization: Bearer <token>".into(),
+            });
+        }
+    }
+    let outcome = state.reload().await;
+    match outcome.error {
+        None => Ok(Json(json!({
+            "reloaded": true,
+            "model_version": outcome.version,
+            "previous_version": outcome.previous,
+        }))),
+        Some(error) => Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("reload failed, still serving {}: {error}", outcome.version),
+        }),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no route {}; see /openapi.json", request.uri().path()),
+    }
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!(
+            "{} is not allowed on {}; see /openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
+    }
+}

@@ -1,0 +1,113 @@
+//! Start-up, the socket and signals.
+//!
+//! SIGHUP reloads the newest bundle (as `POST /admin/reload` does); SIGTERM
+//! or Ctrl-C stops accepting connections and lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::engine::Engine;
+use super::metrics::Metrics;
+use super::routes::app;
+use super::state::{AppState, Settings};
+use super::store::{EventStore, StoreSettings};
+use super::ServeConfig;
+
+/// Everything `recsys serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The `[serve]` settings (flags already applied).
+    pub config: ServeConfig,
+    /// A bundle, or a directory of bundles whose newest is served.
+    pub bundle_root: PathBuf,
+}
+
+/// Load the model, open the event store, listen, and serve until SIGTERM.
+pub fn run(options: ServeOptions) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: ServeOptions) -> Result<()> {
+    let config = options.config;
+    let dir = crate::bundle::resolve(&options.bundle_root)?;
+    let max_k = config.max_k;
+    let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, max_k))
+        .await
+        .context("loading the model")??;
+    let store = EventStore::open(&StoreSettings {
+        url: config.event_store.clone(),
+        events_per_user: config.events_per_user,
+        max_users: config.max_users,
+        redis_prefix: config.redis_prefix.clone(),
+        redis_ttl: Duration::from_secs(config.redis_ttl_seconds),
+        redis_deadline: Duration::from_millis(config.redis_timeout_ms),
+    })
+    .await?;
+    let admin_token = config
+        .admin_token
+        .clone()
+        .or_else(|| std::env::var("RECSYS_ADMIN_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    let settings = Settings {
+        max_k: config.max_k,
+        online_seeds: config.online_seeds,
+        events_per_user: config.events_per_user,
+        admin_token,
+        bundle_root: options.bundle_root.clone(),
+        warm_items: config.warm_items,
+    };
+    let version = engine.version.clone();
+    let state = AppState::new(engine, store, Metrics::new(), settings);
+
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| {
+            format!("listening on {address} (is another server using the port? pass --port)")
+        })?;
+    let bound: SocketAddr = listener.local_addr().context("reading the bound address")?;
+    // The one line scripts wait for: the address actually bound (port 0 picks a free one).
+    eprintln!(
+        "recsys serve: listening on http://{bound} with model {version}, event store {}",
+        state.store.kind()
+    );
+
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let reloader = state.clone();
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            reloader.reload().await;
+        }
+    });
+
+    axum::serve(listener, app(state.clone(), config.max_body_bytes))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    eprintln!("recsys serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("recsys serve: cannot watch SIGTERM ({err}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    eprintln!("recsys serve: shutting down, finishing requests in flight");
+}

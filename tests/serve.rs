@@ -1,0 +1,780 @@
+//! `recsys serve`: the real binary on a free loopback port, with a bundle
+//! trained on `data/`; reloads, signals, metrics, Redis and a real Prometheus.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::cli::{ok, repo, Scratch};
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `recsys serve`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(scratch: &Scratch, extra: &[&str]) -> Server {
+        Server::start_with_env(scratch, extra, &[])
+    }
+
+    fn start_with_env(scratch: &Scratch, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::try_start(scratch, extra, env)
+            .unwrap_or_else(|log| panic!("serve did not start:\n{log}"))
+    }
+
+    /// Start and wait for the "listening on" line; Err(stderr) if it exits first.
+    fn try_start(
+        scratch: &Scratch,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
+        let port: &[&str] = if extra.contains(&"--port") {
+            &[]
+        } else {
+            &["--port", "0"]
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+            .args(["serve", "--config", &scratch.config()])
+            .args(port)
+            .args(extra)
+            .env_remove("RECSYS_ADMIN_TOKEN")
+            .envs(env.iter().copied())
+            .current_dir(scratch.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(format!(
+                        "http://{}",
+                        rest.split_whitespace().next().unwrap()
+                    ));
+                }
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => Ok(Server { child, url, log }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(log.lock().unwrap().clone())
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        let response = client().get(format!("{}{path}", self.url)).send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = client()
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(Value::Null))
+    }
+
+    fn metrics(&self) -> String {
+        client()
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A scratch directory with one bundle trained on `data/`.
+fn trained() -> Scratch {
+    let scratch = Scratch::default_data();
+    ok(&scratch.run(&["train"]));
+    scratch
+}
+
+/// Visitor ids from `data/`, in file order, without repeats.
+fn visitors() -> Vec<i64> {
+    let text = std::fs::read_to_string(repo().join("data/events_u100_i300.csv")).unwrap();
+    let mut seen = Vec::new();
+    for line in text.lines().skip(1) {
+        let id: i64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        if !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    seen
+}
+
+fn sources(body: &Value) -> Vec<&str> {
+    body["recommendations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no recommendations in {body}"))
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect()
+}
+
+/// A user the bundle has a personal list for.
+fn personal_user(server: &Server) -> i64 {
+    visitors()
+        .into_iter()
+        .find(|u| {
+            sources(&server.get(&format!("/recommendations?user_id={u}&k=10")).1)[0] == "personal"
+        })
+        .expect("some visitor of data/ has a personal list")
+}
+
+/// A copy of bundle `from` as a newer bundle in the same directory.
+fn newer_copy(from: &Path, name: &str) -> PathBuf {
+    let to = from.parent().unwrap().join(name);
+    std::fs::create_dir(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let manifest_path = to.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest["run_id"] = json!(name);
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    to
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serves_the_two_stage_bundle_with_personal_online_and_popular_answers() {
+    let scratch = trained();
+    let bundle = scratch.bundles().pop().unwrap();
+    let version = bundle.file_name().unwrap().to_string_lossy().to_string();
+    let server = Server::start(&scratch, &[]);
+
+    assert_eq!(server.get("/health"), (200, json!({"status": "ok"})));
+    let (status, ready) = server.get("/ready");
+    assert_eq!(status, 200);
+    assert_eq!(ready["model_version"], json!(version));
+    assert_eq!(ready["offline_model"], json!("two_stage"));
+    assert_eq!(ready["event_store"], json!("memory"));
+
+    let user = personal_user(&server);
+    let (_, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(body["model_version"], json!(version));
+    assert_eq!(body["known_user"], json!(true));
+    assert_eq!(body["recommendations"].as_array().unwrap().len(), 10);
+
+    // A viewed item leads the next answer, from any route that blends online.
+    let item = 369447;
+    let (status, _) = server.post(
+        "/events",
+        json!({"user_id": user, "item_id": item, "event": "view"}),
+    );
+    assert_eq!(status, 202);
+    let (_, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(body["recommendations"][0]["item_id"], json!(item));
+    assert_eq!(sources(&body)[..2], ["online", "personal"]);
+
+    // Unknown shoppers get the popular list, k long.
+    let (_, body) = server.get("/recommendations?user_id=-42&k=25");
+    assert_eq!(sources(&body), vec!["popular"; 25]);
+
+    // Client mistakes are 400s with a message, never 500s.
+    let (status, body) = server.get("/recommendations?user_id=1&k=1000");
+    assert_eq!(status, 400);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("k must be between 1 and 100"));
+
+    let (status, doc) = server.get("/openapi.json");
+    assert_eq!(status, 200);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("src/serve/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc, committed);
+}
+
+#[test]
+fn reload_swaps_in_a_newer_bundle_and_a_corrupt_one_leaves_the_old_serving() {
+    let scratch = trained();
+    let first = scratch.bundles().pop().unwrap();
+    let server = Server::start(&scratch, &[]);
+    let user = personal_user(&server);
+    let version = |server: &Server| {
+        server.get("/ready").1["model_version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    newer_copy(&first, "29990101T000000000Z-good");
+    let (status, body) = server.post("/admin/reload", json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model_version"], json!("29990101T000000000Z-good"));
+    assert_eq!(version(&server), "29990101T000000000Z-good");
+
+    // A newer bundle with a truncated factor table is refused, loudly.
+    let corrupt = newer_copy(&first, "29990102T000000000Z-corrupt");
+    let factors = corrupt.join("als_item_factors.npy");
+    let bytes = std::fs::read(&factors).unwrap();
+    std::fs::write(&factors, &bytes[..bytes.len() / 2]).unwrap();
+    let (status, body) = server.post("/admin/reload", json!({}));
+    assert_eq!(status, 500, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("still serving 29990101T000000000Z-good"),
+        "{message}"
+    );
+    assert!(message.contains("als_item_factors.npy"), "{message}");
+    assert_eq!(version(&server), "29990101T000000000Z-good");
+    let (status, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(status, 200);
+    assert_eq!(sources(&body)[0], "personal");
+
+    // SIGHUP reloads too.
+    std::fs::remove_dir_all(&corrupt).unwrap();
+    newer_copy(&first, "29990103T000000000Z-hup");
+    server.signal("HUP");
+    wait_until("the SIGHUP reload", || {
+        version(&server) == "29990103T000000000Z-hup"
+    });
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains("recsys_model_reloads_total{outcome=\"success\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("recsys_model_reloads_total{outcome=\"failure\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("version=\"29990103T000000000Z-hup\""),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn admin_token_guards_reload() {
+    let scratch = trained();
+    let server = Server::start_with_env(&scratch, &[], &[("RECSYS_ADMIN_TOKEN", "s3cret")]);
+    let (status, body) = server.post("/admin/reload", json!({}));
+    assert_eq!(status, 401, "{body}");
+    let response = client()
+        .post(format!("{}/admin/reload", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_start_up_errors_are_clear() {
+    let scratch = trained();
+    let mut server = Server::start(&scratch, &[]);
+    server.signal("TERM");
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}\n{}", server.log());
+    wait_until("the shutdown message", || {
+        server.log().contains("recsys serve: stopped")
+    });
+
+    let empty = Scratch::default_data();
+    let log = Server::try_start(&empty, &[], &[])
+        .err()
+        .expect("no bundle, no service");
+    assert!(log.contains("run `recsys train` first"), "{log}");
+
+    let port = free_port().to_string();
+    let _taken = TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
+    let log = Server::try_start(&scratch, &["--port", &port], &[])
+        .err()
+        .expect("port in use");
+    assert!(
+        log.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{log}"
+    );
+
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let log = Server::try_start(&scratch, &["--event-store", &dead], &[])
+        .err()
+        .expect("no redis");
+    assert!(
+        log.contains(&format!("the event store at {dead} does not answer")),
+        "{log}"
+    );
+}
+
+/// `(name, labels, value)` of every sample; panics on a line that is not
+/// Prometheus text format.
+fn parse_metrics(text: &str) -> Vec<(String, String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix("# ") {
+            let kind = comment.split_whitespace().next().unwrap();
+            assert!(
+                kind == "HELP" || kind == "TYPE",
+                "bad comment line {line:?}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                rest.strip_suffix('}')
+                    .unwrap_or_else(|| panic!("bad labels {line:?}")),
+            ),
+            None => (series, ""),
+        };
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line:?}"
+        );
+        samples.push((name.to_string(), labels.to_string(), value));
+    }
+    samples
+}
+
+/// The metric names a PromQL expression refers to: identifiers outside label
+/// matchers, strings and `by (…)`-style label lists that are not functions
+/// (followed by `(`) or keywords.
+fn promql_metrics(expr: &str) -> Vec<String> {
+    const KEYWORDS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "or",
+        "and",
+        "unless",
+        "bool",
+        "offset",
+        // Aggregations, which may be followed by `by (…)` before their `(`.
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "count",
+        "group",
+        "stddev",
+        "stdvar",
+        "topk",
+        "bottomk",
+        "quantile",
+        "count_values",
+    ];
+    let mut names = Vec::new();
+    let mut word = String::new();
+    let (mut in_braces, mut in_string, mut label_list, mut expect_labels) =
+        (false, false, false, false);
+    let chars: Vec<char> = expr.chars().chain(std::iter::once(' ')).collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if in_string {
+            in_string = c != '"';
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            let next = chars[i..].iter().find(|c| !c.is_whitespace()).copied();
+            let is_function = next == Some('(');
+            if KEYWORDS.contains(&word.as_str()) {
+                expect_labels = matches!(
+                    word.as_str(),
+                    "by" | "without" | "on" | "ignoring" | "group_left" | "group_right"
+                );
+            } else {
+                expect_labels = false;
+                if !in_braces
+                    && !label_list
+                    && !is_function
+                    && !word.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    names.push(word.clone());
+                }
+            }
+            word.clear();
+        }
+        match c {
+            '{' => in_braces = true,
+            '}' => in_braces = false,
+            '"' => in_string = true,
+            '(' if expect_labels => {
+                label_list = true;
+                expect_labels = false;
+            }
+            ')' if label_list => label_list = false,
+            c if !c.is_whitespace() => expect_labels = false,
+            _ => {}
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn promql_metric_names_are_found() {
+    let expr = r#"sum by (answer) (rate(recsys_x_total{a="b(c)"}[5m])) / ignoring(answer) group_left clamp_min(sum(rate(recsys_y_total[5m])), 1e-9) + time() - up"#;
+    assert_eq!(
+        promql_metrics(expr),
+        vec!["recsys_x_total", "recsys_y_total", "up"]
+    );
+}
+
+#[test]
+fn metrics_are_prometheus_text_and_the_dashboard_queries_only_what_is_exported() {
+    let scratch = trained();
+    let server = Server::start(&scratch, &[]);
+    server.get("/recommendations?user_id=-1&k=5");
+    server.get("/recommendations?user_id=abc");
+    server.post(
+        "/events",
+        json!({"user_id": 5, "item_id": 6, "event": "view"}),
+    );
+    let samples = parse_metrics(&server.metrics());
+    let value = |name: &str, labels: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l.contains(labels))
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("no sample {name}{{{labels}}}"))
+    };
+    assert_eq!(
+        value(
+            "recsys_http_requests_total",
+            "route=\"/recommendations\",status=\"200\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "recsys_http_requests_total",
+            "route=\"/recommendations\",status=\"400\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "recsys_http_requests_total",
+            "route=\"/events\",status=\"202\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "recsys_http_request_duration_seconds_count",
+            "route=\"/recommendations\""
+        ),
+        2.0
+    );
+    assert_eq!(
+        value("recsys_recommendations_total", "source=\"popular\""),
+        5.0
+    );
+    assert_eq!(
+        value(
+            "recsys_recommendation_responses_total",
+            "answer=\"fallback\""
+        ),
+        1.0
+    );
+    assert_eq!(value("recsys_events_received_total", "event=\"view\""), 1.0);
+    assert_eq!(value("recsys_event_store_events", ""), 1.0);
+    assert_eq!(value("recsys_model_info", "model=\"two_stage\""), 1.0);
+    assert!(value("recsys_model_loaded_timestamp_seconds", "") > 1.7e9);
+    assert!(value("process_resident_memory_bytes", "") > 1e6);
+    value("process_cpu_seconds_total", "");
+
+    // Every metric the dashboard and the alerting rules query is exported.
+    let exported: Vec<String> = samples.iter().map(|s| s.0.clone()).collect();
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/dashboards/recsys.json")).unwrap(),
+    )
+    .unwrap();
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(
+        exprs.len() >= 8,
+        "the dashboard has too few queries: {exprs:?}"
+    );
+    for expr in &exprs {
+        let names = promql_metrics(expr);
+        assert!(!names.is_empty(), "no metric in {expr:?}");
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "the dashboard queries {name} ({expr}), which the service does not export"
+            );
+        }
+    }
+    let prometheus_config =
+        std::fs::read_to_string(repo().join("deploy/prometheus/prometheus.yml")).unwrap();
+    assert!(
+        prometheus_config.contains("job_name: recsys"),
+        "{prometheus_config}"
+    );
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_request_counter() {
+    let prometheus =
+        std::env::var("RECSYS_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
+    let scratch = trained();
+    let server = Server::start(&scratch, &[]);
+    server.get("/recommendations?user_id=-1&k=5");
+    let target = server.url.trim_start_matches("http://").to_string();
+    let config = scratch.path("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: recsys\n    static_configs:\n      - targets: ['{target}']\n"),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(&prometheus)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", scratch.path("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{prometheus}` ({e}); install it with .ci/services/up or set RECSYS_TEST_PROMETHEUS"));
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _prometheus = Kill(std::mem::replace(
+        &mut child,
+        Command::new("true").spawn().unwrap(),
+    ));
+    let query = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=recsys_http_requests_total{{route=\"/recommendations\",status=\"200\"}}"
+    );
+    let mut last = Value::Null;
+    wait_until("Prometheus to scrape the service", || {
+        if let Ok(response) = client().get(&query).send() {
+            last = response.json().unwrap_or(Value::Null);
+        }
+        last["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    });
+    let sample = &last["data"]["result"][0];
+    // The shipped Prometheus config is valid for this Prometheus.
+    let promtool = Path::new(&prometheus).with_file_name("promtool");
+    let promtool = if promtool.is_file() {
+        promtool
+    } else {
+        PathBuf::from("promtool")
+    };
+    let check = Command::new(promtool)
+        .args(["check", "config", "--syntax-only"])
+        .arg(repo().join("deploy/prometheus/prometheus.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert_eq!(sample["metric"]["job"], json!("recsys"));
+    assert_eq!(sample["value"][1], json!("1"), "{last}");
+}
+
+/// A Redis server of this test's own, so that it can be stopped mid-run.
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/services/up)");
+        let url = format!("redis://127.0.0.1:{port}");
+        wait_until("redis-server to answer", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        OwnRedis { child, url }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn replicas_share_events_through_the_machines_redis() {
+    let scratch = trained();
+    let url =
+        std::env::var("RECSYS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let a = Server::start(&scratch, &["--event-store", &url]);
+    let b = Server::start(&scratch, &["--event-store", &url]);
+    assert_eq!(b.get("/ready").1["event_store"], json!("redis"));
+    // A user id no other test or run uses.
+    let user =
+        -(std::process::id() as i64) * 1000 - Instant::now().elapsed().subsec_nanos() as i64 % 1000;
+    let (status, body) = a.post(
+        "/events",
+        json!({"user_id": user, "item_id": 369447, "event": "view"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let (_, body) = b.get(&format!("/recommendations/online?user_id={user}&k=5"));
+    assert_eq!(
+        body["recommendations"][0]["item_id"],
+        json!(369447),
+        "{body}"
+    );
+    assert_eq!(body["recommendations"][0]["source"], json!("online"));
+}
+
+#[test]
+fn redis_going_away_costs_online_items_not_answers() {
+    let scratch = trained();
+    let redis = OwnRedis::start();
+    let server = Server::start(&scratch, &["--event-store", &redis.url]);
+    let user = personal_user(&server);
+    assert_eq!(
+        server
+            .post(
+                "/events",
+                json!({"user_id": user, "item_id": 369447, "event": "view"})
+            )
+            .0,
+        202
+    );
+    assert_eq!(
+        server
+            .get(&format!("/recommendations?user_id={user}&k=10"))
+            .1["recommendations"][0]["source"],
+        json!("online")
+    );
+
+    drop(redis);
+    let (status, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(sources(&body), vec!["personal"; 10]);
+    let (status, body) = server.get("/recommendations?user_id=-7&k=4");
+    assert_eq!((status, sources(&body)), (200, vec!["popular"; 4]));
+    let (status, body) = server.post(
+        "/events",
+        json!({"user_id": user, "item_id": 1, "event": "view"}),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("the event was not recorded"));
+    let samples = parse_metrics(&server.metrics());
+    let errors = |op: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == "recsys_event_store_errors_total" && l.contains(op))
+            .unwrap()
+            .2
+    };
+    assert!(
+        errors("read") >= 2.0 && errors("push") >= 1.0,
+        "{samples:?}"
+    );
+    assert!(!server.metrics().contains("status=\"500\""));
+}
