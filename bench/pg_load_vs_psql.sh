@@ -2,22 +2,26 @@
 # `recsys pg load` beside `psql \copy … to csv` on the same events table.
 #
 # Makes 1M- and 10M-row events tables (`recsys generate` to Parquet, then
-# `recsys pg push`), then for each times, in one run and under `/usr/bin/time -v`,
-#   recsys pg load --table-name T --save-dir DIR           (binary COPY → Parquet)
-#   psql -c "\copy (select * from T) to 'DIR/T.csv' csv"    (text COPY → CSV)
-# and prints wall time, rows/s, peak RSS and the time ratio. Peak RSS at 1M
-# and at 10M rows shows whether memory stays flat in the table's size.
-# Both readers run after a warm-up scan, so both find the table in the cache.
+# `recsys pg push`), then for each times, under `/usr/bin/time -v`,
+#   recsys pg load --table-name T --save-dir DIR            (binary COPY → Parquet, zstd)
+#   psql -c "\copy (select * from T) to 'DIR/T.csv' csv"     (text COPY → CSV)
+# alternating, REPEAT times each (default 3), after a warm-up scan so both find
+# the table in the cache. Prints the median wall time, rows/s at the median,
+# the largest peak RSS, the output size and the time ratio. Peak RSS at 1M and
+# at 10M rows shows whether memory stays flat in the table's size. Both
+# clients connect the same way (sslmode=prefer: TLS when the server offers it).
 # The tables (schema recsys_bench) and files are removed at the end.
 #
 # Env: RECSYS_BIN (default $CARGO_TARGET_DIR/release/recsys), RECSYS_BENCH_DATABASE_URL
-# (default postgres://postgres@127.0.0.1:5432/test), RECSYS_BENCH_ROWS (default "1000000 10000000").
+# (default postgres://postgres@127.0.0.1:5432/test), RECSYS_BENCH_ROWS (default
+# "1000000 10000000"), REPEAT (default 3).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
 bin="${RECSYS_BIN:-$CARGO_TARGET_DIR/release/recsys}"
 url="${RECSYS_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 sizes="${RECSYS_BENCH_ROWS:-1000000 10000000}"
+repeat="${REPEAT:-3}"
 [ -x "$bin" ] || (cd "$here/.." && cargo build --release --quiet)
 work="$(mktemp -d "${TMPDIR:-/tmp}/recsys-pg-bench.XXXXXX")"
 cleanup() {
@@ -25,17 +29,18 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE; CREATE SCHEMA recsys_bench' >/dev/null
+psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE' -c 'CREATE SCHEMA recsys_bench' >/dev/null
 
 # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.5" → seconds.
 wall_seconds() {
     grep 'Elapsed (wall clock)' "$1" | awk '{print $NF}' |
         awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }'
 }
-peak_mb() { grep 'Maximum resident set size' "$1" | awk '{printf "%.0f", $NF / 1024}'; }
+peak_kb() { grep 'Maximum resident set size' "$1" | awk '{print $NF}'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-echo "recsys: $("$bin" --version)   psql: $(psql --version)   server: $(psql "$url" -tAc 'show server_version')"
-printf '%-10s %-14s %9s %12s %13s %12s\n' rows tool "wall s" "rows/s" "peak RSS MB" "output MB"
+echo "recsys $("$bin" --version | awk '{print $2}'), $(psql --version), server $(psql "$url" -tAc 'show server_version'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %-15s %9s %12s %13s %11s\n' rows tool "wall s" "rows/s" "peak RSS MB" "output MB"
 for rows in $sizes; do
     table="recsys_bench.events_$rows"
     gen="$work/gen_$rows"
@@ -43,26 +48,28 @@ for rows in $sizes; do
         --seed 7 --out "$gen" --format parquet 2>/dev/null
     "$bin" pg push --file "$gen/events.parquet" --table-name "$table" --database-url "$url" >/dev/null
     rm -rf "$gen"
-    actual="$(psql "$url" -tAc "select count(*) from $table")"   # also the warm-up scan
+    actual="$(psql "$url" -tAc "select count(*) from $table")" # also the warm-up scan
     out="$work/out_$rows"
     mkdir -p "$out"
-
-    /usr/bin/time -v "$bin" pg load --table-name "$table" --save-dir "$out" --database-url "$url" \
-        >/dev/null 2>"$work/recsys.time"
-    /usr/bin/time -v psql "$url" -q -c "\\copy (select * from $table) to '$out/$table.csv' csv" \
-        2>"$work/psql.time"
-
-    recsys_s="$(wall_seconds "$work/recsys.time")"
-    psql_s="$(wall_seconds "$work/psql.time")"
-    for tool in recsys psql; do
-        seconds="$(wall_seconds "$work/$tool.time")"
-        file="$out/$table.parquet"; [ "$tool" = psql ] && file="$out/$table.csv"
-        printf '%-10s %-14s %9.2f %12.0f %13s %12.0f\n' "$actual" \
-            "$([ "$tool" = recsys ] && echo 'recsys pg load' || echo 'psql \copy')" \
-            "$seconds" "$(echo "$actual / $seconds" | bc -l)" "$(peak_mb "$work/$tool.time")" \
-            "$(echo "$(stat -c %s "$file") / 1048576" | bc -l)"
+    for rep in $(seq "$repeat"); do
+        rm -f "$out"/*
+        /usr/bin/time -v "$bin" pg load --table-name "$table" --save-dir "$out" --database-url "$url" \
+            >/dev/null 2>"$work/recsys.$rep.time"
+        /usr/bin/time -v psql "$url" -q -c "\\copy (select * from $table) to '$out/$table.csv' csv" \
+            2>"$work/psql.$rep.time"
     done
-    printf '%-10s recsys/psql time ratio: %.2f\n' "$actual" "$(echo "$recsys_s / $psql_s" | bc -l)"
+    for tool in recsys psql; do
+        seconds="$(for rep in $(seq "$repeat"); do wall_seconds "$work/$tool.$rep.time"; done | median)"
+        peak="$(for rep in $(seq "$repeat"); do peak_kb "$work/$tool.$rep.time"; done | sort -g | tail -n 1)"
+        file="$out/$table.parquet"; label='recsys pg load'
+        if [ "$tool" = psql ]; then file="$out/$table.csv"; label='psql \copy csv'; fi
+        printf '%-10s %-15s %9.2f %12.0f %13.0f %11.0f\n' "$actual" "$label" "$seconds" \
+            "$(echo "$actual / $seconds" | bc -l)" "$(echo "$peak / 1024" | bc -l)" \
+            "$(echo "$(stat -c %s "$file") / 1048576" | bc -l)"
+        eval "${tool}_seconds=$seconds"
+    done
+    printf '%-10s recsys / psql wall time: %.2f (median of %d runs each)\n' "$actual" \
+        "$(echo "$recsys_seconds / $psql_seconds" | bc -l)" "$repeat"
     rm -rf "$out"
     psql "$url" -q -c "DROP TABLE $table" >/dev/null
 done

@@ -48,7 +48,7 @@ fn main() {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let user = if x % 4 == 0 {
+        let user = if x.is_multiple_of(4) {
             (x >> 8) % 10_000
         } else {
             (x >> 8) % users
@@ -61,7 +61,7 @@ fn main() {
                 timestamp_ms: i as i64,
             },
         );
-        if (i + 1) % (events / 10).max(1) == 0 {
+        if (i + 1).is_multiple_of((events / 10).max(1)) {
             println!(
                 "{:>10} events: {:>8} users, {:>10} events held, RSS {:.0} MB",
                 i + 1,

@@ -36,6 +36,8 @@ pub struct Config {
     pub s3: crate::storage::s3::S3Config,
     /// `[postgres]`: the database.
     pub postgres: crate::storage::pg::PgConfig,
+    /// `[tracking]`: MLflow experiment tracking.
+    pub tracking: crate::tracking::TrackingConfig,
 }
 
 /// `[data]`: the input files.

@@ -12,6 +12,7 @@
 //! * [`bundle`] — versioned model bundles on disk;
 //! * [`serve`] — the HTTP recommendation service;
 //! * [`storage`] — S3 and PostgreSQL tooling;
+//! * [`tracking`] — MLflow experiment tracking;
 //! * [`config`] — `config.toml`;
 //! * [`cli`] — the `recsys` commands.
 #![deny(missing_docs)]
@@ -28,4 +29,5 @@ pub mod rank;
 pub mod rng;
 pub mod serve;
 pub mod storage;
+pub mod tracking;
 pub mod train;

@@ -276,9 +276,9 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// A TCP proxy in front of the S3 server that breaks transfers on purpose: once
 /// `limit` bytes have gone through in the watched direction (all connections
-/// together), any connection that moves more than 64 KiB further that way is cut.
-/// Small requests (listing, aborting) still get through.
-struct CuttingProxy {
+/// together), any connection that moves more than 64 KiB further that way is
+/// cut, or stalls. Small requests (listing, aborting) still get through.
+struct FaultyProxy {
     endpoint: String,
     forwarded: Arc<AtomicU64>,
 }
@@ -289,7 +289,15 @@ enum Watch {
     Downloads,
 }
 
-fn cutting_proxy(upstream: &str, watch: Watch, limit: u64) -> CuttingProxy {
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Close the connection.
+    Cut,
+    /// Stop forwarding, as a hung server would.
+    Stall,
+}
+
+fn faulty_proxy(upstream: &str, watch: Watch, limit: u64, fault: Fault) -> FaultyProxy {
     let upstream: SocketAddr = upstream
         .trim_start_matches("http://")
         .to_socket_addrs()
@@ -321,6 +329,9 @@ fn cutting_proxy(upstream: &str, watch: Watch, limit: u64) -> CuttingProxy {
                                 past_limit += n;
                             }
                             if past_limit > 64 * 1024 {
+                                if fault == Fault::Stall {
+                                    std::thread::sleep(Duration::from_secs(60));
+                                }
                                 break;
                             }
                         }
@@ -337,7 +348,7 @@ fn cutting_proxy(upstream: &str, watch: Watch, limit: u64) -> CuttingProxy {
             std::thread::spawn(pump(s2, c2, watch == Watch::Downloads, total.clone()));
         }
     });
-    CuttingProxy {
+    FaultyProxy {
         endpoint,
         forwarded,
     }
@@ -470,7 +481,12 @@ fn a_failed_multipart_upload_is_aborted_and_leaves_no_parts() {
     let file = dir.path().join("big.bin");
     std::fs::write(&file, noise(30 * MIB, 2)).unwrap();
     // Two 5 MiB parts get through, then every upload is cut.
-    let proxy = cutting_proxy(&bucket.server.endpoint, Watch::Uploads, 11 * MIB as u64);
+    let proxy = faulty_proxy(
+        &bucket.server.endpoint,
+        Watch::Uploads,
+        11 * MIB as u64,
+        Fault::Cut,
+    );
     let mut env = bucket.env();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
@@ -503,13 +519,85 @@ fn a_failed_multipart_upload_is_aborted_and_leaves_no_parts() {
 }
 
 #[test]
+fn ctrl_c_during_a_multipart_upload_aborts_it() {
+    let bucket = Bucket::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, noise(30 * MIB, 9)).unwrap();
+    // Two parts reach the server, then the upload hangs.
+    let proxy = faulty_proxy(
+        &bucket.server.endpoint,
+        Watch::Uploads,
+        11 * MIB as u64,
+        Fault::Stall,
+    );
+    let mut env = bucket.env();
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
+    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args([
+            "s3",
+            "push",
+            "--local-file-path",
+            "big.bin",
+            "--s3-file-path",
+            "big.bin",
+        ])
+        .args([
+            "--multipart-threshold-mb",
+            "8",
+            "--part-size-mb",
+            "5",
+            "--concurrency",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.forwarded.load(Ordering::SeqCst) < 11 * MIB as u64 {
+        assert!(Instant::now() < deadline, "the upload never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        bucket.unfinished_uploads(),
+        1,
+        "the upload should be under way"
+    );
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stderr = error_message(&child.wait_with_output().unwrap());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(
+        bucket.unfinished_uploads(),
+        0,
+        "the interrupted upload was not aborted"
+    );
+    assert!(bucket.keys().is_empty());
+}
+
+#[test]
 fn a_failed_pull_leaves_nothing_behind() {
     let bucket = Bucket::new();
     bucket.put("data/events.bin", noise(8 * MIB, 3));
     bucket.put("prefix/a.bin", noise(4 * MIB, 4));
     bucket.put("prefix/b.bin", noise(4 * MIB, 5));
     let dir = tempfile::tempdir().unwrap();
-    let proxy = cutting_proxy(&bucket.server.endpoint, Watch::Downloads, MIB as u64);
+    let proxy = faulty_proxy(
+        &bucket.server.endpoint,
+        Watch::Downloads,
+        MIB as u64,
+        Fault::Cut,
+    );
     let mut env = bucket.env();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));

@@ -588,12 +588,6 @@ fn metrics_are_prometheus_text_and_the_dashboard_queries_only_what_is_exported()
             );
         }
     }
-    let prometheus_config =
-        std::fs::read_to_string(repo().join("deploy/prometheus/prometheus.yml")).unwrap();
-    assert!(
-        prometheus_config.contains("job_name: recsys"),
-        "{prometheus_config}"
-    );
 }
 
 #[test]
@@ -777,4 +771,99 @@ fn redis_going_away_costs_online_items_not_answers() {
         "{samples:?}"
     );
     assert!(!server.metrics().contains("status=\"500\""));
+}
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(repo().join(path)).unwrap();
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path} is not valid YAML: {e}"))
+}
+
+/// Docker cannot run here, so the deploy files are checked against each other
+/// and against the binary: every mounted file exists, Prometheus scrapes the
+/// service by its compose name and port, Grafana's datasource points at
+/// Prometheus, and the service's command line is one `recsys serve` accepts.
+#[test]
+fn deploy_files_agree_with_each_other_and_with_the_binary() {
+    let compose = yaml("deploy/docker-compose.yml");
+    let services = compose["services"].as_mapping().unwrap();
+    for name in ["recsys", "redis", "prometheus", "grafana"] {
+        assert!(
+            services.contains_key(name),
+            "docker-compose.yml lacks service {name}"
+        );
+    }
+    for (name, service) in services {
+        for volume in service["volumes"].as_sequence().into_iter().flatten() {
+            let host = volume.as_str().unwrap().split(':').next().unwrap();
+            let path = repo().join("deploy").join(host);
+            assert!(
+                host == "../artifacts" || path.exists(),
+                "service {name:?} mounts {host}, which is not in the repository"
+            );
+        }
+    }
+    assert_eq!(
+        compose["services"]["recsys"]["build"]["dockerfile"].as_str(),
+        Some("deploy/Dockerfile")
+    );
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("USER recsys"),
+        "the runtime image runs as non-root"
+    );
+    assert_eq!(
+        dockerfile.matches("FROM ").count(),
+        2,
+        "multi-stage: build, then runtime"
+    );
+
+    // The compose command, minus the program name, parses as `recsys serve`.
+    let command: Vec<String> = compose["services"]["recsys"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(command[..2], ["recsys", "serve"]);
+    let scratch = trained();
+    let mut args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| {
+            if a == "/srv/recsys/config.toml" {
+                scratch.config()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    // Same flags, checked by clap, on a port and store that exist here.
+    let at = |flag: &str, args: &[String]| args.iter().position(|a| a == flag).unwrap() + 1;
+    let port = at("--port", &args);
+    args[port] = "0".into();
+    let store = at("--event-store", &args);
+    assert!(args[store].starts_with("redis://redis:6379"));
+    args[store] = "memory".into();
+    let host = at("--host", &args);
+    args[host] = "127.0.0.1".into();
+    let args: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    let server = Server::start(&scratch, &args);
+    assert_eq!(server.get("/health").0, 200);
+
+    let prometheus = yaml("deploy/prometheus/prometheus.yml");
+    let job = &prometheus["scrape_configs"][0];
+    assert_eq!(job["job_name"].as_str(), Some("recsys"));
+    assert_eq!(
+        job["static_configs"][0]["targets"][0].as_str(),
+        Some("recsys:8000")
+    );
+    let datasource = yaml("deploy/grafana/provisioning/datasources/prometheus.yml");
+    assert_eq!(
+        datasource["datasources"][0]["url"].as_str(),
+        Some("http://prometheus:9090")
+    );
+    let dashboards = yaml("deploy/grafana/provisioning/dashboards/recsys.yml");
+    assert_eq!(
+        dashboards["providers"][0]["options"]["path"].as_str(),
+        Some("/var/lib/grafana/dashboards")
+    );
 }

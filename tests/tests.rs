@@ -1,6 +1,8 @@
 //! End-to-end tests of the `recsys` binary: one test binary, a module per area.
 
+mod airflow;
 mod cli;
 mod pg;
 mod s3;
 mod serve;
+mod tracking;

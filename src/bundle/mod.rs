@@ -6,6 +6,7 @@
 //! the greatest name. A bundle is built in a temporary directory and renamed into
 //! place, so a crash mid-write leaves no half bundle and never touches older ones.
 
+pub mod export;
 pub mod npy;
 pub mod offline;
 

@@ -7,6 +7,7 @@
 //! period) and the bundle keeps their top lists. Users without a list get the
 //! service's online and popular lists instead.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::TrainSet;
@@ -31,7 +32,7 @@ impl Default for OfflineConfig {
     fn default() -> Self {
         OfflineConfig {
             top: 30,
-            active_days: 30,
+            active_days: 7,
             model: None,
         }
     }
@@ -90,16 +91,23 @@ impl OfflineLists {
             scores: Vec::with_capacity(users.len() * top),
         };
         lists.offsets.push(0);
-        for chunk in users.chunks(BATCH) {
-            let queries: Vec<Option<u32>> = chunk.iter().map(|&u| Some(u)).collect();
-            for list in model.recommend_batch(&queries, top) {
-                for (item, score) in list.into_iter().take(top) {
-                    lists.items.push(item);
-                    lists.scores.push(score);
-                }
-                lists.offsets.push(lists.items.len() as u64);
+        // Chunks in parallel as well as within: candidate generation is
+        // partly sequential per chunk.
+        let ranked: Vec<Vec<Vec<Scored>>> = users
+            .par_chunks(BATCH)
+            .map(|chunk| {
+                let queries: Vec<Option<u32>> = chunk.iter().map(|&u| Some(u)).collect();
+                let lists = model.recommend_batch(&queries, top);
+                bar.inc(chunk.len() as u64);
+                lists
+            })
+            .collect();
+        for list in ranked.into_iter().flatten() {
+            for (item, score) in list.into_iter().take(top) {
+                lists.items.push(item);
+                lists.scores.push(score);
             }
-            bar.inc(chunk.len() as u64);
+            lists.offsets.push(lists.items.len() as u64);
         }
         bar.finish_and_clear();
         lists

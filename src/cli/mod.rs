@@ -5,6 +5,7 @@
 //! flag never leaves half-written output behind.
 
 mod evaluate;
+mod export;
 mod generate;
 mod pg;
 mod recommend;
@@ -40,6 +41,8 @@ pub enum Command {
     Recommend(recommend::RecommendArgs),
     /// Write a synthetic dataset shaped like RetailRocket.
     Generate(generate::GenerateArgs),
+    /// Write a bundle's lists (popular, similar items, recommendations) as Parquet tables.
+    Export(export::ExportArgs),
     /// Serve recommendations over HTTP, with Prometheus metrics.
     Serve(serve::ServeArgs),
     /// Object storage: list, measure, push and pull (any S3-compatible server).
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Recommend(args) => recommend::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
         Command::S3(args) => s3::run(args),
         Command::Pg(args) => pg::run(args),

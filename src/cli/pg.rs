@@ -123,7 +123,7 @@ pub(super) fn run(args: PgArgs) -> Result<()> {
         }
         PgCommand::Load { save_dir, .. } => {
             let dest = save_dir.join(format!("{table}.parquet"));
-            let loaded = pg::load_table(&mut client, &table, &dest)?;
+            let loaded = pg::load_table(&mut client, &settings, &table, &dest)?;
             for note in &loaded.notes {
                 eprintln!("note: {note}");
             }

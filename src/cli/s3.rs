@@ -4,7 +4,9 @@
 //! file (if there is one), the environment and a `.env` file in the working
 //! directory are merged into one [`S3Settings`] before anything is sent, and the
 //! async store runs on a runtime owned by this command. Listings go to stdout,
-//! one object a line; progress bars and counts go to stderr.
+//! one object a line; progress bars and counts go to stderr. Ctrl-C stops a
+//! transfer cleanly: the store aborts the multipart upload it was sending and
+//! removes the temporary file it was writing.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -112,11 +114,21 @@ pub(super) fn run(args: S3Args) -> Result<()> {
         .context("starting the async runtime")?;
     let store = S3Store::new(settings);
     runtime.block_on(async {
-        match args.command {
-            S3Command::Contents(list) => contents(&store, &list).await,
-            S3Command::Space(list) => space(&store, &list).await,
-            S3Command::Push(push) => push_command(&store, &push).await,
-            S3Command::Pull(pull) => pull_command(&store, &pull).await,
+        let command = async {
+            match args.command {
+                S3Command::Contents(list) => contents(&store, &list).await,
+                S3Command::Space(list) => space(&store, &list).await,
+                S3Command::Push(push) => push_command(&store, &push).await,
+                S3Command::Pull(pull) => pull_command(&store, &pull).await,
+            }
+        };
+        // On Ctrl-C the command's future is dropped, which aborts an unfinished
+        // multipart upload and removes a partial download before we exit.
+        tokio::select! {
+            result = command => result,
+            _ = tokio::signal::ctrl_c() => {
+                anyhow::bail!("interrupted; unfinished uploads were aborted and partial downloads removed")
+            }
         }
     })
 }

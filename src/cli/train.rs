@@ -1,16 +1,28 @@
-//! `recsys train`.
+//! `recsys train`, and recording it as an MLflow run when a tracking server is set.
+//!
+//! Training comes first: the run is started before the data is loaded (so a
+//! failure is recorded as FAILED), but nothing the tracking server does or
+//! fails to do stops training or the bundle being saved. A tracking failure is
+//! reported once, at the end, as a warning — or as the error, with
+//! `--require-tracking`.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use super::load_config;
+use crate::bundle::Bundle;
+use crate::config::Config;
 use crate::data::time::{format_date, format_ms};
 use crate::data::{Cutoff, Protocol};
-use crate::eval::evaluate_bundle;
-use crate::train::{fit, prepare};
+use crate::eval::{evaluate_bundle, Report};
+use crate::tracking::{
+    now_ms, record, LogBatch, Param, RunStatus, TrackingError, TrackingOverrides, TrackingSettings,
+    TrainingRun,
+};
+use crate::train::{fit_with, prepare, FitOptions};
 
 /// Arguments of `recsys train`.
 #[derive(Debug, Args)]
@@ -36,6 +48,24 @@ pub struct TrainArgs {
     /// List length for --evaluate (default: the config's).
     #[arg(long)]
     pub k: Option<usize>,
+    /// MLflow tracking server to record the run in (default: `uri` in [tracking], then MLFLOW_TRACKING_URI).
+    #[arg(long, value_name = "URL")]
+    pub tracking_uri: Option<String>,
+    /// Exit non-zero (after saving the bundle) if the run cannot be recorded.
+    #[arg(long)]
+    pub require_tracking: bool,
+    /// Register the uploaded bundle as a new version of this MLflow model.
+    #[arg(long, value_name = "NAME")]
+    pub register: Option<String>,
+}
+
+/// What one training produced, for printing and tracking.
+struct Trained {
+    bundle: Bundle,
+    dir: PathBuf,
+    report: Option<Report>,
+    /// Wall-clock time of each stage.
+    timings: Vec<(&'static str, Duration)>,
 }
 
 pub(super) fn run(args: TrainArgs) -> Result<()> {
@@ -47,15 +77,141 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
     anyhow::ensure!(k > 0, "--k must be at least 1");
+    let overrides = TrackingOverrides {
+        uri: args.tracking_uri.clone(),
+        require: args.require_tracking,
+    };
+    let tracking =
+        TrackingSettings::resolve(&overrides, &config.tracking, |key| std::env::var(key).ok())?;
+    if let Some(name) = &args.register {
+        match &tracking {
+            _ if name.trim().is_empty() => bail!("--register needs a model name"),
+            None => bail!(
+                "--register {name} needs a tracking server; set uri in [tracking], MLFLOW_TRACKING_URI or --tracking-uri"
+            ),
+            Some(s) if !s.log_bundle => bail!(
+                "--register {name} registers the uploaded bundle, but log_bundle = false in [tracking]; remove it"
+            ),
+            Some(_) => {}
+        }
+    }
+
+    let Some(settings) = tracking else {
+        train(&args, &config, &cutoff, protocol, k, FitOptions::default())?;
+        return Ok(());
+    };
+    let uri = settings.uri.clone();
+    let required = settings.required;
+    let events = args.events.as_ref().unwrap_or(&config.data.events);
+    let mut extra = vec![
+        Param::new("train.events", events.display().to_string()),
+        Param::new("train.protocol", protocol.as_str()),
+        Param::new("train.evaluate", args.evaluate.to_string()),
+    ];
+    if args.evaluate {
+        extra.push(Param::new("train.k", k.to_string()));
+    }
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    let commit = std::env::current_dir()
+        .ok()
+        .and_then(|dir| record::git_commit(&dir));
+    let mut run = TrainingRun::start(
+        settings,
+        record::config_params(&config, extra),
+        record::start_tags(&command_line, commit),
+    );
+    let options = FitOptions {
+        record_als_loss: run.is_recording(),
+    };
+    let trained = match train(&args, &config, &cutoff, protocol, k, options) {
+        Ok(trained) => trained,
+        Err(e) => {
+            if let Err(failure) = run.finish(RunStatus::Failed, None) {
+                eprintln!("recsys: warning: {}", tracking_failed(&uri, &failure, None));
+            }
+            return Err(e);
+        }
+    };
+    let version = record_run(&mut run, &trained, args.register.as_deref());
+    match run.finish(RunStatus::Finished, Some(&trained.bundle.manifest.run_id)) {
+        Ok(tracked) => {
+            eprintln!(
+                "recorded as MLflow run {} ({})",
+                tracked.run_id, tracked.url
+            );
+            if let (Some(name), Some(version)) = (&args.register, version) {
+                eprintln!("registered model `{name}` version {version}");
+            }
+            Ok(())
+        }
+        Err(failure) => {
+            let message = tracking_failed(&uri, &failure, Some(&trained.dir));
+            if required {
+                bail!(message);
+            }
+            eprintln!("recsys: warning: {message}");
+            Ok(())
+        }
+    }
+}
+
+/// The one sentence a tracking failure is reported with.
+fn tracking_failed(uri: &str, failure: &TrackingError, bundle: Option<&Path>) -> String {
+    let mut message = format!("experiment tracking at {uri} failed ({failure})");
+    if let Some(dir) = bundle {
+        message.push_str(&format!("; the bundle is saved at {}", dir.display()));
+    }
+    message
+}
+
+/// Log what `trained` found, upload its files and register it as model
+/// `register`; returns the registered version.
+fn record_run(run: &mut TrainingRun, trained: &Trained, register: Option<&str>) -> Option<String> {
+    let now = now_ms();
+    let manifest = &trained.bundle.manifest;
+    let mut batch = LogBatch {
+        params: vec![Param::new("train.cutoff", format_date(manifest.cutoff_ms))],
+        metrics: record::training_metrics(manifest, now),
+        tags: record::bundle_tags(manifest, &trained.dir),
+    };
+    batch
+        .metrics
+        .extend(record::seconds_metrics(&trained.timings, now));
+    if let Some(report) = &trained.report {
+        batch
+            .metrics
+            .extend(record::evaluation_metrics(report, now));
+    }
+    run.log(batch);
+    if let Some(report) = &trained.report {
+        let json = serde_json::to_vec_pretty(&report.to_json()).expect("JSON values serialise");
+        run.upload_bytes("metrics.json", &json);
+    }
+    if run.settings().log_bundle {
+        run.upload_dir(&trained.dir, "bundle");
+    }
+    register.and_then(|name| run.register(name, "bundle"))
+}
+
+/// Load, train, save and (with `--evaluate`) evaluate, printing as it goes.
+fn train(
+    args: &TrainArgs,
+    config: &Config,
+    cutoff: &Cutoff,
+    protocol: Protocol,
+    k: usize,
+    options: FitOptions,
+) -> Result<Trained> {
     let started = Instant::now();
-    let prepared = prepare(&config, args.events, &cutoff, protocol)?;
+    let prepared = prepare(config, args.events.clone(), cutoff, protocol)?;
+    let load_time = started.elapsed();
     let loaded = &prepared.loaded;
     let [views, carts, buys] = loaded.log.kind_counts();
     eprintln!(
         "loaded {} events from {} ({views} views, {carts} add-to-carts, {buys} transactions) in {:.1}s",
         loaded.log.len(),
         prepared.events_path.display(),
-        started.elapsed().as_secs_f64()
+        load_time.as_secs_f64()
     );
     if loaded.duplicates_removed > 0 {
         eprintln!(
@@ -80,8 +236,13 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
         prepared.train.len(),
         prepared.split.test.len()
     );
-    let bundle = fit(&config, &prepared)?;
-    let out = args.out.unwrap_or_else(|| config.artifacts.dir.clone());
+    let fit_started = Instant::now();
+    let bundle = fit_with(config, &prepared, options)?;
+    let fit_time = fit_started.elapsed();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.artifacts.dir.clone());
     let dir = bundle.save(&out)?;
     let m = &bundle.manifest;
     eprintln!(
@@ -119,11 +280,23 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
         }
     }
     println!("bundle {}", dir.display());
-    if args.evaluate {
-        let started = Instant::now();
+    let mut timings = vec![("load", load_time), ("fit", fit_time)];
+    let report = if args.evaluate {
+        let eval_started = Instant::now();
         let report = evaluate_bundle(&bundle, &prepared.split, k, config.models.exclude_seen);
-        eprintln!("evaluated in {:.1}s", started.elapsed().as_secs_f64());
+        let eval_time = eval_started.elapsed();
+        timings.push(("evaluate", eval_time));
+        eprintln!("evaluated in {:.1}s", eval_time.as_secs_f64());
         print!("\n{}", report.to_table());
-    }
-    Ok(())
+        Some(report)
+    } else {
+        None
+    };
+    timings.push(("total", started.elapsed()));
+    Ok(Trained {
+        bundle,
+        dir,
+        report,
+        timings,
+    })
 }

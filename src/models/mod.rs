@@ -9,6 +9,7 @@
 pub mod als;
 pub mod factors;
 pub mod history;
+pub mod ivf;
 pub mod popular;
 pub mod topk;
 

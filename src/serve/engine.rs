@@ -1,14 +1,15 @@
 //! One loaded bundle, shaped for answering requests in microseconds.
 //!
 //! Everything a request needs is either precomputed in the bundle (personal
-//! lists, the popular ranking) or computed once and cached here (an item's
-//! nearest neighbours). An [`Engine`] is immutable once built: a reload builds
+//! lists, the popular ranking) or indexed at load: an item's nearest
+//! neighbours come from an approximate index over the ALS item factors
+//! ([`IvfIndex`]), cached per item once asked for. An [`Engine`] is immutable once built: a reload builds
 //! a new one beside it and swaps the pointer, so requests never see a half
 //! loaded model.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -16,11 +17,15 @@ use anyhow::{Context, Result};
 use super::store::ServiceEvent;
 use crate::bundle::Bundle;
 use crate::data::EventKind;
+use crate::models::ivf::IvfIndex;
 use crate::models::{Recommender, Scored};
 
 /// Neighbours cached per item: enough for the online list of any page size
-/// the blend interleaves; `/similar` with a larger k is computed directly.
+/// the blend interleaves; `/similar` with a larger k asks the index directly.
 const CACHED_NEIGHBOURS: usize = 30;
+
+/// Items sampled at load to measure the index against exact search.
+const RECALL_SAMPLE: usize = 200;
 
 /// Items `events` show the shopper carted or bought: not worth recommending again.
 pub fn carted(events: &[ServiceEvent]) -> Vec<i64> {
@@ -48,7 +53,11 @@ pub struct Engine {
     pub loaded_unix: f64,
     /// Seconds loading took.
     pub load_seconds: f64,
+    /// Share of the exact 10 nearest neighbours the similar-items index finds
+    /// (sampled at load; 1 when the catalogue is small enough to search exactly).
+    pub similar_recall: Option<f64>,
     bundle: Bundle,
+    index: Option<IvfIndex>,
     neighbours: Vec<OnceLock<Box<[Scored]>>>,
     popular: Vec<(i64, f32)>,
 }
@@ -89,7 +98,17 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let neighbours = match &bundle.als {
+        let index = bundle
+            .als
+            .as_ref()
+            .map(|als| IvfIndex::build(&als.item_factors, 42));
+        let similar_recall = match (&index, &bundle.als) {
+            (Some(index), Some(als)) => {
+                Some(index.recall_against_exact(&als.item_factors, 10, RECALL_SAMPLE, 7))
+            }
+            _ => None,
+        };
+        let neighbours = match &index {
             Some(_) => (0..bundle.items.len()).map(|_| OnceLock::new()).collect(),
             None => Vec::new(),
         };
@@ -102,7 +121,9 @@ impl Engine {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
             load_seconds: start.elapsed().as_secs_f64(),
+            similar_recall,
             bundle,
+            index,
             neighbours,
             popular,
         })
@@ -187,57 +208,21 @@ impl Engine {
         if k <= CACHED_NEIGHBOURS {
             return self.cached_neighbours(item).map(raw);
         }
-        let als = self.bundle.als.as_ref()?;
-        Some(raw(&als.similar_items(item, k)))
+        Some(raw(&self.index.as_ref()?.similar_to_row(item, k)))
     }
 
     /// Whether similar items can be served (the bundle has ALS factors).
     pub fn has_similar(&self) -> bool {
-        self.bundle.als.is_some()
+        self.index.is_some()
     }
 
     fn cached_neighbours(&self, item: u32) -> Option<&[Scored]> {
-        let als = self.bundle.als.as_ref()?;
+        let index = self.index.as_ref()?;
         let slot = self.neighbours.get(item as usize)?;
         Some(slot.get_or_init(|| {
-            als.similar_items(item, CACHED_NEIGHBOURS)
+            index
+                .similar_to_row(item, CACHED_NEIGHBOURS)
                 .into_boxed_slice()
         }))
-    }
-
-    /// Fill the neighbour cache for the `n` most popular items on a background
-    /// thread (one matrix product per batch instead of one per request); stops
-    /// early if the engine is dropped by a reload.
-    pub fn warm(self: &Arc<Engine>, n: usize) {
-        let weak: Weak<Engine> = Arc::downgrade(self);
-        let items: Vec<u32> = self
-            .bundle
-            .popular
-            .as_ref()
-            .map(|p| p.ranked.iter().take(n).map(|r| r.0).collect())
-            .unwrap_or_default();
-        if items.is_empty() || !self.has_similar() {
-            return;
-        }
-        std::thread::spawn(move || {
-            for batch in items.chunks(512) {
-                let Some(engine) = weak.upgrade() else {
-                    return;
-                };
-                let Some(als) = &engine.bundle.als else {
-                    return;
-                };
-                let todo: Vec<u32> = batch
-                    .iter()
-                    .copied()
-                    .filter(|&i| engine.neighbours[i as usize].get().is_none())
-                    .collect();
-                let lists = als.similar_items_batch(&todo, CACHED_NEIGHBOURS);
-                for (item, list) in todo.into_iter().zip(lists) {
-                    // A request may have filled it meanwhile; either value is the same.
-                    let _ = engine.neighbours[item as usize].set(list.into_boxed_slice());
-                }
-            }
-        });
     }
 }

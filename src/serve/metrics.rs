@@ -47,6 +47,9 @@ pub struct Metrics {
     pub model_load_seconds: Gauge,
     /// `recsys_model_reloads_total{outcome}`: `success` or `failure`.
     pub reloads: IntCounterVec,
+    /// `recsys_similar_index_recall`: share of exact nearest neighbours the
+    /// similar-items index finds, measured at load.
+    pub similar_recall: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +140,11 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let similar_recall = Gauge::new(
+            "recsys_similar_index_recall",
+            "Share of the exact 10 nearest neighbours the similar-items index finds (sampled at load).",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -151,6 +159,7 @@ impl Metrics {
             Box::new(model_created.clone()),
             Box::new(model_load_seconds.clone()),
             Box::new(reloads.clone()),
+            Box::new(similar_recall.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -187,6 +196,7 @@ impl Metrics {
             model_created,
             model_load_seconds,
             reloads,
+            similar_recall,
         }
     }
 

@@ -53,8 +53,6 @@ pub struct ServeConfig {
     pub online_seeds: usize,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
-    /// Popular items whose neighbours are computed at load, before any request asks.
-    pub warm_items: usize,
     /// Token `POST /admin/reload` requires (`Authorization: Bearer …`); also
     /// from `RECSYS_ADMIN_TOKEN`. None: no token needed.
     #[serde(skip_serializing)]
@@ -75,7 +73,6 @@ impl Default for ServeConfig {
             redis_timeout_ms: 200,
             online_seeds: 3,
             max_body_bytes: 16 * 1024,
-            warm_items: 20_000,
             admin_token: None,
         }
     }

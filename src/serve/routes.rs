@@ -337,6 +337,7 @@ async fn ready(State(state): State<AppState>) -> Json<Value> {
         "status": "ready",
         "model_version": engine.version,
         "offline_model": engine.offline_model,
+        "similar_recall": engine.similar_recall,
         "event_store": state.store.kind(),
     }))
 }

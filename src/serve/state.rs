@@ -27,8 +27,6 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// A bundle, or a directory of bundles whose newest is served.
     pub bundle_root: PathBuf,
-    /// Popular items to warm neighbours for after each load.
-    pub warm_items: usize,
 }
 
 /// Handler state: cheap to clone (one `Arc`).
@@ -76,7 +74,6 @@ impl AppState {
         settings: Settings,
     ) -> AppState {
         let engine = Arc::new(engine);
-        engine.warm(settings.warm_items);
         let state = AppState(Arc::new(Shared {
             engine: ArcSwap::new(engine.clone()),
             store,
@@ -105,6 +102,8 @@ impl AppState {
         m.model_loaded.set(engine.loaded_unix);
         m.model_created.set(engine.created_unix);
         m.model_load_seconds.set(engine.load_seconds);
+        m.similar_recall
+            .set(engine.similar_recall.unwrap_or(f64::NAN));
     }
 
     /// Load the newest bundle under the bundle root and swap it in; on any
@@ -124,7 +123,6 @@ impl AppState {
         match loaded {
             Ok(engine) => {
                 let engine = Arc::new(engine);
-                engine.warm(self.settings.warm_items);
                 self.engine.store(engine.clone());
                 self.publish_model(&engine);
                 self.metrics.reloads.with_label_values(&["success"]).inc();

@@ -42,7 +42,6 @@ fn state() -> AppState {
         events_per_user: 50,
         admin_token: Some("secret".into()),
         bundle_root: "no-such-dir".into(),
-        warm_items: 0,
     };
     AppState::new(
         engine,

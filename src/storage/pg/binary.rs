@@ -10,8 +10,6 @@
 //! [`ColumnDecoder`] turns fields of one column into a polars column, a batch at a
 //! time; [`ColumnEncoder`] turns a polars column into fields.
 
-use std::io::{self, Read};
-
 use polars::prelude::*;
 
 use super::types::PgType;
@@ -33,81 +31,115 @@ const NUMERIC_NINF: u16 = 0xF000;
 
 // ---------------------------------------------------------------- reading
 
-/// Reads rows of a binary COPY stream.
-pub(super) struct RowReader<R> {
-    input: R,
-    field: Vec<u8>,
+/// What [`RowParser::next_row`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Parsed {
+    /// A row was decoded; its values took this many bytes.
+    Row(usize),
+    /// The buffered bytes end inside a row: feed more.
+    NeedMore,
+    /// The end-of-data marker: there are no more rows.
+    End,
 }
 
-impl<R: Read> RowReader<R> {
-    /// Check the stream's header and position the reader at the first row.
-    pub(super) fn new(mut input: R) -> io::Result<RowReader<R>> {
-        let mut signature = [0u8; 11];
-        input.read_exact(&mut signature)?;
-        if &signature != SIGNATURE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the server did not send a binary COPY header",
-            ));
+/// Parses a binary COPY stream fed in chunks of any size.
+///
+/// Rows are decoded straight from the buffered bytes; only a row cut by a
+/// chunk boundary is copied, to join it with the next chunk.
+pub(super) struct RowParser {
+    buffer: Vec<u8>,
+    position: usize,
+    header_done: bool,
+}
+
+impl RowParser {
+    /// A parser expecting the stream's header first.
+    pub(super) fn new() -> RowParser {
+        RowParser {
+            buffer: Vec::new(),
+            position: 0,
+            header_done: false,
         }
-        let _flags = read_i32(&mut input)?;
-        let extension_len = read_i32(&mut input)?;
-        io::copy(
-            &mut (&mut input).take(extension_len.max(0) as u64),
-            &mut io::sink(),
-        )?;
-        Ok(RowReader {
-            input,
-            field: Vec::new(),
-        })
     }
 
-    /// Decode the next row into `columns`, returning the bytes its values
-    /// took; `None` after the last row.
-    pub(super) fn next_row(
-        &mut self,
-        columns: &mut [ColumnDecoder],
-    ) -> Result<Option<usize>, String> {
-        let count = read_i16(&mut self.input).map_err(|e| format!("reading a row: {e}"))?;
-        if count == -1 {
-            return Ok(None);
+    /// Add the next piece of the stream.
+    pub(super) fn feed(&mut self, chunk: Vec<u8>) {
+        if self.position == self.buffer.len() {
+            self.buffer = chunk;
+        } else {
+            self.buffer.drain(..self.position);
+            self.buffer.extend_from_slice(&chunk);
         }
-        let mut bytes = 0;
+        self.position = 0;
+    }
+
+    /// Decode the next complete row into `columns`.
+    pub(super) fn next_row(&mut self, columns: &mut [ColumnDecoder]) -> Result<Parsed, String> {
+        if !self.header_done {
+            let rest = &self.buffer[self.position..];
+            if rest.len() < SIGNATURE.len() + 8 {
+                return Ok(Parsed::NeedMore);
+            }
+            if &rest[..SIGNATURE.len()] != SIGNATURE {
+                return Err("the server did not send a binary COPY header".to_string());
+            }
+            let extension = be_i32(&rest[15..19]).max(0) as usize;
+            let header = SIGNATURE.len() + 8 + extension;
+            if rest.len() < header {
+                return Ok(Parsed::NeedMore);
+            }
+            self.position += header;
+            self.header_done = true;
+        }
+        let rest = &self.buffer[self.position..];
+        if rest.len() < 2 {
+            return Ok(Parsed::NeedMore);
+        }
+        let count = i16::from_be_bytes([rest[0], rest[1]]);
+        if count == -1 {
+            self.position += 2;
+            return Ok(Parsed::End);
+        }
         if count as usize != columns.len() {
             return Err(format!(
                 "the server sent a row of {count} fields for {} columns",
                 columns.len()
             ));
         }
+        // First make sure the whole row is here, then decode it in place.
+        let mut end = 2;
+        for _ in 0..count {
+            if rest.len() < end + 4 {
+                return Ok(Parsed::NeedMore);
+            }
+            end += 4 + be_i32(&rest[end..end + 4]).max(0) as usize;
+        }
+        if rest.len() < end {
+            return Ok(Parsed::NeedMore);
+        }
+        let mut offset = 2;
+        let mut bytes = 0;
         for column in columns.iter_mut() {
-            let len = read_i32(&mut self.input).map_err(|e| format!("reading a field: {e}"))?;
+            let len = be_i32(&rest[offset..offset + 4]);
+            offset += 4;
             if len < 0 {
                 column.push_null();
                 continue;
             }
-            bytes += len as usize;
-            self.field.resize(len as usize, 0);
-            self.input
-                .read_exact(&mut self.field)
-                .map_err(|e| format!("reading a field: {e}"))?;
+            let len = len as usize;
             column
-                .push(&self.field)
+                .push(&rest[offset..offset + len])
                 .map_err(|e| format!("column `{}`: {e}", column.name))?;
+            offset += len;
+            bytes += len;
         }
-        Ok(Some(bytes))
+        self.position += end;
+        Ok(Parsed::Row(bytes))
     }
 }
 
-fn read_i16(input: &mut impl Read) -> io::Result<i16> {
-    let mut bytes = [0u8; 2];
-    input.read_exact(&mut bytes)?;
-    Ok(i16::from_be_bytes(bytes))
-}
-
-fn read_i32(input: &mut impl Read) -> io::Result<i32> {
-    let mut bytes = [0u8; 4];
-    input.read_exact(&mut bytes)?;
-    Ok(i32::from_be_bytes(bytes))
+fn be_i32(bytes: &[u8]) -> i32 {
+    i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
 fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], String> {
@@ -755,10 +787,18 @@ mod tests {
             ColumnDecoder::new("i", &PgType::Int8, 4),
             ColumnDecoder::new("t", &PgType::Text, 4),
         ];
-        let mut reader = RowReader::new(stream.as_slice()).unwrap();
+        // Fed in awkward pieces: rows and even the header cut anywhere.
+        let mut parser = RowParser::new();
         let mut rows = 0;
-        while reader.next_row(&mut decoders).unwrap().is_some() {
-            rows += 1;
+        for piece in stream.chunks(5) {
+            parser.feed(piece.to_vec());
+            loop {
+                match parser.next_row(&mut decoders).unwrap() {
+                    Parsed::Row(_) => rows += 1,
+                    Parsed::NeedMore => break,
+                    Parsed::End => break,
+                }
+            }
         }
         assert_eq!(rows, 3);
         let i = decoders[0].take_batch();

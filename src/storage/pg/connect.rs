@@ -23,13 +23,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use postgres::config::{Host, SslMode};
 use postgres::Client;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres::config::{Host, SslMode};
 
 use super::{PgConfig, PgError};
 
@@ -73,7 +73,7 @@ impl FromStr for TlsMode {
 /// Everything needed to open a connection, with where it came from.
 #[derive(Clone)]
 pub struct ConnectionSettings {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: TlsMode,
     root_cert: Option<PathBuf>,
     source: String,
@@ -107,7 +107,7 @@ impl ConnectionSettings {
             let source = "[postgres] in the config file";
             let (mut config, mut tls) = match &section.url {
                 Some(url) => parse_url(url, source, &mut root_cert)?,
-                None => (postgres::Config::new(), None),
+                None => (tokio_postgres::Config::new(), None),
             };
             if let Some(host) = &section.host {
                 config.host(host);
@@ -136,7 +136,7 @@ impl ConnectionSettings {
             (config, tls, "DATABASE_URL".to_string())
         } else {
             (
-                postgres::Config::new(),
+                tokio_postgres::Config::new(),
                 None,
                 "the PG* environment variables and libpq defaults".to_string(),
             )
@@ -266,7 +266,7 @@ fn parse_url(
     url: &str,
     source: &str,
     root_cert: &mut Option<PathBuf>,
-) -> Result<(postgres::Config, Option<TlsMode>), PgError> {
+) -> Result<(tokio_postgres::Config, Option<TlsMode>), PgError> {
     let mut tls = None;
     let mut rest = url.to_string();
     if let Some((base, query)) = url
@@ -291,7 +291,7 @@ fn parse_url(
             format!("{base}?{}", kept.join("&"))
         };
     }
-    let mut config = postgres::Config::from_str(&rest).map_err(|e| {
+    let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
         // The driver's message names the bad part; the URL itself may hold a password.
         settings_error(source, format!("not a usable connection URL: {e}"))
     })?;
@@ -318,10 +318,7 @@ fn url_names_a_port(url: &str) -> bool {
     else {
         return true;
     };
-    let authority = after_scheme
-        .split(['/', '?'])
-        .next()
-        .unwrap_or_default();
+    let authority = after_scheme.split(['/', '?']).next().unwrap_or_default();
     let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     hosts.split(',').any(|host| {
         // `[::1]:5433`: the port follows the bracket.
@@ -331,8 +328,8 @@ fn url_names_a_port(url: &str) -> bool {
 }
 
 /// `config` with the same settings but no ports (the driver has no way to unset them).
-fn rebuild_without_ports(config: &postgres::Config) -> postgres::Config {
-    let mut fresh = postgres::Config::new();
+fn rebuild_without_ports(config: &tokio_postgres::Config) -> tokio_postgres::Config {
+    let mut fresh = tokio_postgres::Config::new();
     for host in config.get_hosts() {
         match host {
             Host::Tcp(name) => fresh.host(name),
@@ -404,25 +401,11 @@ fn percent_decode(text: &str) -> String {
 
 /// Open a connection with `settings`.
 ///
-/// The driver's connect timeout covers only the TCP connection; a server (or
-/// anything else) that accepts it and then never answers would hang the login
-/// forever. So the whole handshake runs on a helper thread and is given up on
-/// after the timeout for each host, as libpq's `connect_timeout` does.
+/// The login runs on a helper thread and is given up on after the connect
+/// timeout (see `login_deadline`).
 pub fn connect(settings: &ConnectionSettings) -> Result<Client, PgError> {
-    let connect_error = |reason: String, advice: String| PgError::Connect {
-        target: settings.target(),
-        source_name: settings.source.clone(),
-        reason,
-        advice,
-    };
-    let tls = match settings.tls {
-        TlsMode::Disable => None,
-        mode => Some(
-            tls_connector(mode, settings.root_cert.as_deref())
-                .map_err(|p| settings_error(&settings.source, p))?,
-        ),
-    };
-    let config = settings.config.clone();
+    let tls = connector(settings)?;
+    let config = postgres::Config::from(settings.config.clone());
     let (send, receive) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let result = match tls {
@@ -432,34 +415,94 @@ pub fn connect(settings: &ConnectionSettings) -> Result<Client, PgError> {
         // The receiver is gone only if it gave up waiting; nothing to do then.
         let _ = send.send(result);
     });
-    let per_host = settings
-        .config
-        .get_connect_timeout()
-        .copied()
-        .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS));
-    let hosts = settings.config.get_hosts().len().max(1) as u32;
-    match receive.recv_timeout(per_host * hosts + Duration::from_millis(500)) {
+    match receive.recv_timeout(settings.login_deadline()) {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => {
-            let advice = advice_for(&error);
-            Err(connect_error(super::sql_error(error).to_string(), advice))
+        Ok(Err(error)) => Err(settings.connect_error(error)),
+        Err(_) => Err(settings.login_timeout_error()),
+    }
+}
+
+/// Open an asynchronous connection (for streaming a COPY without a
+/// per-message round trip through the blocking client); its connection task
+/// is spawned on the current Tokio runtime.
+pub(super) async fn connect_async(
+    settings: &ConnectionSettings,
+) -> Result<tokio_postgres::Client, PgError> {
+    let tls = connector(settings)?;
+    let login = async {
+        match tls {
+            None => {
+                let (client, connection) = settings.config.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
+            Some(tls) => {
+                let (client, connection) = settings.config.connect(tls).await?;
+                tokio::spawn(connection);
+                Ok(client)
+            }
         }
-        Err(_) => Err(connect_error(
-            format!(
+    };
+    match tokio::time::timeout(settings.login_deadline(), login).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(error)) => Err(settings.connect_error(error)),
+        Err(_) => Err(settings.login_timeout_error()),
+    }
+}
+
+fn connector(
+    settings: &ConnectionSettings,
+) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, PgError> {
+    match settings.tls {
+        TlsMode::Disable => Ok(None),
+        mode => tls_connector(mode, settings.root_cert.as_deref())
+            .map(Some)
+            .map_err(|p| settings_error(&settings.source, p)),
+    }
+}
+
+impl ConnectionSettings {
+    /// How long the whole login may take: the connect timeout for each host,
+    /// as libpq's `connect_timeout` does. The driver's own timeout covers only
+    /// the TCP connection; something that accepts it and then never answers
+    /// would otherwise hang the login forever.
+    fn login_deadline(&self) -> Duration {
+        let per_host = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS));
+        per_host * self.config.get_hosts().len().max(1) as u32 + Duration::from_millis(500)
+    }
+
+    fn connect_error(&self, error: tokio_postgres::Error) -> PgError {
+        let reason = super::sql_error(error).to_string();
+        PgError::Connect {
+            target: self.target(),
+            source_name: self.source.clone(),
+            advice: advice_for(&reason),
+            reason,
+        }
+    }
+
+    fn login_timeout_error(&self) -> PgError {
+        PgError::Connect {
+            target: self.target(),
+            source_name: self.source.clone(),
+            reason: format!(
                 "the server did not complete the login within {} s",
-                (per_host * hosts).as_secs()
+                (self.login_deadline() - Duration::from_millis(500)).as_secs()
             ),
-            "; is a PostgreSQL server listening there?".to_string(),
-        )),
+            advice: "; is a PostgreSQL server listening there?".to_string(),
+        }
     }
 }
 
 /// A hint for the errors users meet most, appended to the connection error.
-fn advice_for(error: &postgres::Error) -> String {
-    let all = error.to_string().to_lowercase();
+fn advice_for(reason: &str) -> String {
+    let all = reason.to_lowercase();
     if all.contains("refused") || all.contains("timed out") || all.contains("timeout") {
-        "; is the server running and reachable there? (the tests start one with .ci/services/up)"
-            .to_string()
+        "; is the server running and reachable there?".to_string()
     } else if all.contains("password") {
         "; check PGPASSWORD or the password in the URL".to_string()
     } else if all.contains("certificate") || all.contains("tls") {

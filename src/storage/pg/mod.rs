@@ -12,7 +12,8 @@
 //!   against a strict identifier rule and always quoted.
 //! * [`PgType`] maps column types both ways between Postgres and polars.
 //! * [`load_table`] streams `COPY (SELECT …) TO STDOUT (FORMAT binary)` into
-//!   a Parquet file batch by batch; [`push_file`] creates a table from a file's
+//!   a Parquet file batch by batch (network, decoding and Parquet encoding
+//!   side by side); [`push_file`] creates a table from a file's
 //!   schema and `COPY … FROM STDIN (FORMAT binary)`s its rows in, in one
 //!   transaction; [`show_table`] and [`drop_table`] do what they say.
 //!
@@ -22,7 +23,7 @@
 //! let settings = connect::ConnectionSettings::resolve(None, &PgConfig::default(), &|k| std::env::var(k).ok())?;
 //! let mut client = connect::connect(&settings)?;
 //! let table = TableName::parse("public.events")?;
-//! let saved = load_table(&mut client, &table, std::path::Path::new("data/events.parquet"))?;
+//! let saved = load_table(&mut client, &settings, &table, std::path::Path::new("data/events.parquet"))?;
 //! println!("{} rows", saved.rows);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
@@ -94,7 +95,15 @@ impl PgConfig {
 /// which would print twice in `recsys: …` chains; this keeps it once.
 pub(crate) fn sql_error(error: postgres::Error) -> anyhow::Error {
     let Some(db) = error.as_db_error() else {
-        return anyhow::anyhow!("{error}");
+        // Non-server errors keep the cause (refused, timed out, bad
+        // certificate…) only in their source chain.
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(inner) = cause {
+            text.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        return anyhow::anyhow!(text);
     };
     let mut text = db.message().to_string();
     if let Some(detail) = db.detail() {

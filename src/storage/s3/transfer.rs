@@ -6,12 +6,14 @@
 //!   bounded number in flight, so memory stays at a few buffers whatever the
 //!   file size. If any part fails for good (after the SDK's retries), the
 //!   other parts are cancelled and the upload is aborted, so the server keeps
-//!   no orphaned parts that would be billed and never seen in a listing.
+//!   no orphaned parts that would be billed and never seen in a listing. The
+//!   same happens when the push is dropped half-way (Ctrl-C, a caller's timeout).
 //! * After every upload the object's size on the server is checked against
 //!   the local file.
 //! * A pull writes to a temporary name beside the destination and renames it
 //!   into place once complete and the right size; a pulled prefix is assembled
-//!   in a temporary directory the same way. On failure nothing is left behind.
+//!   in a temporary directory the same way. On failure or interruption nothing
+//!   is left behind.
 
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
@@ -205,6 +207,73 @@ fn local_path_for(root: &Path, prefix: &str, key: &str) -> Result<PathBuf, S3Err
     Ok(root.join(relative))
 }
 
+/// A temporary file or directory, removed on drop unless [`Temporary::keep`] was
+/// called: a failed or interrupted download leaves nothing behind.
+struct Temporary {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Temporary {
+    fn new(path: PathBuf) -> Temporary {
+        Temporary { path, kept: false }
+    }
+
+    /// The transfer completed and the path was renamed into place.
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let _ = match self.path.is_dir() {
+            true => std::fs::remove_dir_all(&self.path),
+            false => std::fs::remove_file(&self.path),
+        };
+    }
+}
+
+/// Aborts a multipart upload when the future driving it is dropped half-way
+/// (Ctrl-C in the CLI, a caller's timeout): otherwise the parts already sent
+/// would stay on the server, invisible and billed. Failures are handled, and
+/// reported, by the upload itself, which disarms this first.
+struct AbortOnDrop {
+    store: S3Store,
+    key: String,
+    upload_id: String,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        if !self.armed {
+            return;
+        }
+        // Waiting inside a drop needs a multi-threaded runtime; elsewhere the
+        // best left to do is to leave the upload for the server's lifecycle rules.
+        let Ok(handle) = Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+            return;
+        }
+        let abort = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.settings.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send();
+        tokio::task::block_in_place(|| handle.block_on(async { abort.await.is_ok() }));
+    }
+}
+
 impl S3Store {
     /// Upload `local` to `key`. A directory is pushed recursively, each file to
     /// `key/relative/path`. A file pushed to a key ending in `/` keeps its name
@@ -359,6 +428,12 @@ impl S3Store {
                 detail: "the server answered without an upload id".into(),
             });
         };
+        let mut abort_on_drop = AbortOnDrop {
+            store: self.clone(),
+            key: key.to_string(),
+            upload_id: upload_id.clone(),
+            armed: true,
+        };
         let uploaded = async {
             let jobs = plan.iter().map(|&part| {
                 let store = self.clone();
@@ -388,6 +463,8 @@ impl S3Store {
             Ok(())
         }
         .await;
+        // From here on this function ends the upload itself, and says how.
+        abort_on_drop.armed = false;
         if let Err(first) = uploaded {
             let aborted = self
                 .client
@@ -490,34 +567,34 @@ impl S3Store {
             std::fs::create_dir_all(parent)
                 .map_err(|e| S3Error::local("creating directory", parent, e))?;
         }
-        let staging = temp_sibling(local);
+        // Removed if anything fails, or if this future is dropped (Ctrl-C).
+        let mut staging = Temporary::new(temp_sibling(local));
         let mut targets = Vec::with_capacity(objects.len());
         for object in &objects {
             targets.push((
                 object.key.clone(),
-                local_path_for(&staging, prefix, &object.key)?,
+                local_path_for(&staging.path, prefix, &object.key)?,
             ));
         }
         let total = objects.iter().map(|o| o.size).sum();
         let bar = byte_bar(total, "pull");
         let result = async {
-            std::fs::create_dir(&staging)
-                .map_err(|e| S3Error::local("creating directory", &staging, e))?;
+            std::fs::create_dir(&staging.path)
+                .map_err(|e| S3Error::local("creating directory", &staging.path, e))?;
             let jobs = targets.into_iter().map(|(key, path)| {
                 let store = self.clone();
                 let bar = bar.clone();
                 async move { store.download(&key, &path, &bar).await }
             });
             let sizes = run_bounded(jobs, self.settings.transfer.concurrency).await?;
-            std::fs::rename(&staging, local)
+            std::fs::rename(&staging.path, local)
                 .map_err(|e| S3Error::local("renaming the downloaded directory to", local, e))?;
+            staging.keep();
             Ok(sizes.iter().sum())
         }
         .await;
         bar.finish_and_clear();
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
+        drop(staging);
         Ok(PullReport {
             destination: local.to_path_buf(),
             files: objects.len(),
@@ -552,7 +629,9 @@ impl S3Store {
                 .await
                 .map_err(|e| S3Error::local("creating directory", parent, e))?;
         }
-        let temporary = temp_sibling(destination);
+        // Removed if anything fails, or if this future is dropped (Ctrl-C).
+        let mut guard = Temporary::new(temp_sibling(destination));
+        let temporary = guard.path.clone();
         let result = async {
             let file = tokio::fs::File::create(&temporary)
                 .await
@@ -597,8 +676,8 @@ impl S3Store {
             Ok(written)
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&temporary).await;
+        if result.is_ok() {
+            guard.keep();
         }
         result
     }

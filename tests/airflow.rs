@@ -1,0 +1,1 @@
+//! The Airflow DAGs run end to end with `airflow dags test`.
