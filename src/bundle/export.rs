@@ -440,7 +440,7 @@ mod tests {
         assert!(ints(&recs, "item_id").iter().all(|id| items.contains(id)));
         assert_ranked(&user, &ints(&recs, "rank"), &floats(&recs, "score"));
         let model = recs.column("model").unwrap().str().unwrap();
-        assert!(model.into_iter().all(|m| m == Some(lists.model.as_str())));
+        assert!((0..model.len()).all(|j| model.get(j) == Some(lists.model.as_str())));
         // Only the three tables: no temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }

@@ -50,6 +50,9 @@ pub struct Metrics {
     /// `recsys_similar_index_recall`: share of exact nearest neighbours the
     /// similar-items index finds, measured at load.
     pub similar_recall: Gauge,
+    // Label lookups hash and lock; the per-request series are resolved once.
+    answer_series: [prometheus::IntCounter; 3],
+    source_series: [prometheus::IntCounter; 3],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -169,12 +172,9 @@ impl Metrics {
             ))
             .expect("process metrics register once");
         // Series that exist before their first event, so rates start at zero.
-        for source in Source::ALL {
-            recommended_items.with_label_values(&[source.as_str()]);
-        }
-        for answer in ["personal", "online", "fallback"] {
-            responses.with_label_values(&[answer]);
-        }
+        let source_series = Source::ALL.map(|s| recommended_items.with_label_values(&[s.as_str()]));
+        let answer_series =
+            ["personal", "online", "fallback"].map(|a| responses.with_label_values(&[a]));
         for outcome in ["success", "failure"] {
             reloads.with_label_values(&[outcome]);
         }
@@ -197,7 +197,23 @@ impl Metrics {
             model_load_seconds,
             reloads,
             similar_recall,
+            answer_series,
+            source_series,
         }
+    }
+
+    /// The `recsys_recommendation_responses_total` series of `answer`.
+    pub fn answer(&self, answer: &str) -> &prometheus::IntCounter {
+        match answer {
+            "personal" => &self.answer_series[0],
+            "online" => &self.answer_series[1],
+            _ => &self.answer_series[2],
+        }
+    }
+
+    /// The `recsys_recommendations_total` series of `source`.
+    pub fn source(&self, source: Source) -> &prometheus::IntCounter {
+        &self.source_series[source as usize]
     }
 
     /// Every metric in the Prometheus text format.

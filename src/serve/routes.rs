@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::blend::{blend, Pick, Source};
@@ -146,25 +146,34 @@ enum Lists {
 async fn recommendations(
     State(state): State<AppState>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     answer(state, params, Lists::Both).await
 }
 
 async fn recommendations_offline(
     State(state): State<AppState>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     answer(state, params, Lists::Offline).await
 }
 
 async fn recommendations_online(
     State(state): State<AppState>,
     params: Params,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     answer(state, params, Lists::Online).await
 }
 
-async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Json<Value>, ApiError> {
+/// The body of every recommendations route.
+#[derive(Serialize)]
+struct Recommendations<'a> {
+    user_id: i64,
+    model_version: &'a str,
+    known_user: bool,
+    recommendations: Vec<Pick>,
+}
+
+async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Response, ApiError> {
     let params = Parsed::new(params)?;
     let user_id = params.id("user_id")?;
     let k = params.k(state.settings.max_k)?;
@@ -211,21 +220,20 @@ async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Json<Va
     };
     let picks = blend(&online, &offline, popular, &exclude, k);
     let m = &state.metrics;
-    m.responses.with_label_values(&[answer]).inc();
+    m.answer(answer).inc();
     for source in Source::ALL {
         let n = picks.iter().filter(|p| p.source == source).count() as u64;
         if n > 0 {
-            m.recommended_items
-                .with_label_values(&[source.as_str()])
-                .inc_by(n);
+            m.source(source).inc_by(n);
         }
     }
-    Ok(Json(json!({
-        "user_id": user_id,
-        "model_version": engine.version,
-        "known_user": engine.knows_user(user_id),
-        "recommendations": picks,
-    })))
+    Ok(Json(Recommendations {
+        user_id,
+        model_version: &engine.version,
+        known_user: engine.knows_user(user_id),
+        recommendations: picks,
+    })
+    .into_response())
 }
 
 async fn similar(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
