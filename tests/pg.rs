@@ -554,7 +554,7 @@ fn show_prints_the_first_rows_the_count_and_the_types() {
 }
 
 #[test]
-fn drop_asks_refuses_without_a_terminal_and_drops_with_yes() {
+fn drop_asks_on_a_terminal_refuses_without_one_and_drops_with_yes() {
     let mut db = TestSchema::new("drop");
     let table = db.table("old");
     db.exec(&format!(
@@ -568,8 +568,50 @@ fn drop_asks_refuses_without_a_terminal_and_drops_with_yes() {
     );
     assert!(db.exists("old"));
 
+    // On a terminal (`script` gives the command one) the answer decides.
+    let dir = db.dir.path().to_path_buf();
+    let on_terminal = |answer: &str| {
+        let command = format!(
+            "{} pg drop --table-name {table} --database-url {}",
+            env!("CARGO_BIN_EXE_recsys"),
+            database_url()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(&dir)
+            .envs(LIBPQ_VARS.iter().map(|v| (v, "")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("`script` (util-linux) runs a command on a pseudo-terminal");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said_no = on_terminal("n\n");
+    assert!(
+        said_no.contains("(1 rows)")
+            && said_no.contains("[y/N]")
+            && said_no.contains("was not dropped"),
+        "{said_no}"
+    );
+    assert!(db.exists("old"));
+
     let out = ok(&db.pg(&["drop", "--table-name", &table, "--yes"]));
     assert!(out.contains(&format!("dropped table {table}")), "{out}");
+    assert!(!db.exists("old"));
+    db.exec(&format!("CREATE TABLE {table} (a int)"));
+    let said_yes = on_terminal("y\n");
+    assert!(
+        said_yes.contains(&format!("dropped table {table}")),
+        "{said_yes}"
+    );
     assert!(!db.exists("old"));
 
     // Views are not tables: not dropped.

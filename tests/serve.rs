@@ -49,8 +49,15 @@ impl Server {
         } else {
             &["--port", "0"]
         };
+        let config = scratch.config();
+        let config: &[&str] = if extra.contains(&"--config") {
+            &[]
+        } else {
+            &["--config", &config]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_recsys"))
-            .args(["serve", "--config", &scratch.config()])
+            .arg("serve")
+            .args(config)
             .args(port)
             .args(extra)
             .env_remove("RECSYS_ADMIN_TOKEN")

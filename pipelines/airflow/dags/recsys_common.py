@@ -42,6 +42,7 @@ back) a model is rewriting one pointer.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -111,8 +112,14 @@ class RecsysError(RuntimeError):
     """The recsys binary exited non-zero; the message carries its reason."""
 
 
+@functools.cache
 def setting(name: str) -> str:
-    """The Variable ``name``, or its default; a required one that is unset fails the task."""
+    """The Variable ``name``, or its default; a required one that is unset fails the task.
+
+    Read once per task process: Airflow logs every lookup of an unset Variable
+    as an error, even one with a default, and the optional ones are unset
+    more often than not.
+    """
     default, meaning = VARIABLES[name]
     value = Variable.get(name, default=default)
     if default is None and not value:
