@@ -33,6 +33,13 @@ fn database_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+/// The test server's URL with one more query parameter.
+fn with_param(param: &str) -> String {
+    let url = database_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{param}")
+}
+
 fn sql_client() -> postgres::Client {
     let url = database_url();
     postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
@@ -453,15 +460,15 @@ fn a_failed_push_leaves_the_database_as_it_was() {
 fn append_adds_rows_and_replace_swaps_the_table() {
     let mut db = TestSchema::new("modes");
     let table = db.table("recs");
-    let first = db.path("first.csv");
-    std::fs::write(&first, "user_id,item_id\n1,10\n2,20\n").unwrap();
+    let first_file = db.path("first.csv");
+    std::fs::write(&first_file, "user_id,item_id\n1,10\n2,20\n").unwrap();
     let more = db.path("more.csv");
     // Columns in another order, and a subset is fine too: matched by name.
     std::fs::write(&more, "item_id,user_id\n30,3\n40,4\n50,5\n").unwrap();
     ok(&db.pg(&[
         "push",
         "--file",
-        first.to_str().unwrap(),
+        first_file.to_str().unwrap(),
         "--table-name",
         &table,
     ]));
@@ -512,13 +519,47 @@ fn append_adds_rows_and_replace_swaps_the_table() {
     let err = failed(&db.pg(&[
         "push",
         "--file",
-        first.to_str().unwrap(),
+        first_file.to_str().unwrap(),
         "--table-name",
         &table,
         "--if-exists",
         "append",
     ]));
     assert!(err.contains("no column `user_id`, `item_id`"), "{err}");
+
+    // A name without a schema, found through search_path in the second of two
+    // schemas: replaced where it is, not created in the first one.
+    let mut first = TestSchema::new("modes_first");
+    let url = with_param(&format!(
+        "options=-c%20search_path%3D{},{}",
+        first.name, db.name
+    ));
+    ok(&run_in(
+        db.dir.path(),
+        &[
+            "pg",
+            "push",
+            "--file",
+            first_file.to_str().unwrap(),
+            "--table-name",
+            "recs",
+            "--if-exists",
+            "replace",
+            "--database-url",
+            &url,
+        ],
+        &[],
+    ));
+    assert_eq!(
+        db.column_types("recs"),
+        ["user_id bigint", "item_id bigint"]
+    );
+    assert_eq!(db.count("recs"), 2);
+    assert!(
+        first.tables().is_empty(),
+        "nothing was created in {}",
+        first.name
+    );
 }
 
 #[test]
@@ -798,15 +839,7 @@ fn tls_follows_sslmode() {
         .get::<_, String>(0)
         == "on";
     let with_mode = |mode: &str| {
-        let url = format!(
-            "{}{}sslmode={mode}",
-            database_url(),
-            if database_url().contains('?') {
-                "&"
-            } else {
-                "?"
-            }
-        );
+        let url = with_param(&format!("sslmode={mode}"));
         run_in(
             db.dir.path(),
             &["pg", "show", "--table-name", &table, "--database-url", &url],
@@ -816,7 +849,8 @@ fn tls_follows_sslmode() {
     if ssl_on {
         // Encrypted; the server's (self-signed) certificate is not checked in this mode.
         ok(&with_mode("require"));
-        // Checked against the system's roots, the self-signed certificate is refused.
+        // Checked, the test server's certificate is refused: Debian's snakeoil
+        // certificate names the machine, not 127.0.0.1 (or is not trusted at all).
         let err = failed(&with_mode("verify-full"));
         assert!(err.to_lowercase().contains("certificate"), "{err}");
     } else {

@@ -445,6 +445,21 @@ fn train_records_params_metrics_curves_tags_artifacts_and_a_model_version() {
         version["source"],
         format!("{}/bundle", run["info"]["artifact_uri"].as_str().unwrap()).as_str()
     );
+
+    // A training that fails is recorded as a FAILED run, and nothing else is reported.
+    let out = train(&scratch, &["--cutoff", "2000-01-01"], Some(&server.url));
+    let err = failed(&out);
+    assert!(err.contains("leaves no training"), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let runs = server.post("runs/search", json!({"experiment_ids": [experiment_id]}));
+    let mut statuses: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["info"]["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["FAILED", "FINISHED"]);
 }
 
 #[test]

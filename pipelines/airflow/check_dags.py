@@ -1,9 +1,10 @@
 """Load a DAG folder the way Airflow's DAG processor does and print what it found.
 
-Usage: ``python check_dags.py DAGS_FOLDER`` with the Airflow venv's python. It
-prints one JSON object: ``import_errors`` (file -> error) and, per DAG, its
-schedule, params, and per task its upstream task ids, retries and trigger
-rule. The test in ``tests/airflow.rs`` checks it; it is as handy by hand after
+Usage: ``python check_dags.py DAGS_FOLDER`` with the Airflow venv's python. Its
+last line of output is one JSON object (Airflow's own log lines come before
+it): ``import_errors`` (file -> error) and, per DAG, its schedule, params and
+max_active_runs, and per task its upstream task ids, retries, back-off,
+failure callback and trigger rule. The test in ``tests/airflow.rs`` checks it; it is as handy by hand after
 editing a DAG, before a scheduler sees it.
 """
 
@@ -43,5 +44,5 @@ def describe(folder: str) -> dict:
 
 
 if __name__ == "__main__":
-    json.dump(describe(sys.argv[1]), sys.stdout, indent=2, sort_keys=True)
-    print()
+    found = describe(sys.argv[1])
+    print(json.dumps(found, sort_keys=True))

@@ -164,9 +164,17 @@ impl Bundle {
             }
             if let Some(o) = &self.offline {
                 npy::write(&dir.join("offline_users.npy"), &[o.users.len()], &o.users)?;
-                npy::write(&dir.join("offline_offsets.npy"), &[o.offsets.len()], &o.offsets)?;
+                npy::write(
+                    &dir.join("offline_offsets.npy"),
+                    &[o.offsets.len()],
+                    &o.offsets,
+                )?;
                 npy::write(&dir.join("offline_items.npy"), &[o.items.len()], &o.items)?;
-                npy::write(&dir.join("offline_scores.npy"), &[o.scores.len()], &o.scores)?;
+                npy::write(
+                    &dir.join("offline_scores.npy"),
+                    &[o.scores.len()],
+                    &o.scores,
+                )?;
             }
             let config =
                 toml::to_string_pretty(&self.manifest.config).context("serialising config")?;

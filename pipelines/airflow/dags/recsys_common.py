@@ -188,8 +188,9 @@ def run_recsys(args: list[str], cwd: Path) -> str:
     """Run ``recsys ARGS`` in ``cwd``; return its stdout, raise :class:`RecsysError` on failure.
 
     Its stderr (progress and notes) goes to the task log line by line as it
-    comes, so a long training shows its progress; the last line of a failed
-    run is its error message.
+    comes, so a long training shows its progress, and its stdout (what was
+    written where) when it ends; the last stderr line of a failed run is its
+    error message.
     """
     command = [setting("recsys_bin"), *args]
     log.info("running %s", shlex.join(command))
@@ -220,7 +221,10 @@ def run_recsys(args: list[str], cwd: Path) -> str:
     reader.join()
     if child.wait() != 0:
         raise RecsysError(f"`{shlex.join(command)}` exited with {child.returncode}: {last or 'no message'}")
-    return "".join(stdout)
+    output = "".join(stdout)
+    for line in output.splitlines():
+        log.info("recsys: %s", line)
+    return output
 
 
 def run_root(context: dict[str, Any]) -> Path:

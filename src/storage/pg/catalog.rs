@@ -14,6 +14,8 @@ use super::{sql_error, PgError, PgType, TableName};
 pub struct TableInfo {
     /// The name it was looked up by.
     pub name: TableName,
+    /// The schema it was found in (through `search_path` when the name has none).
+    pub schema: String,
     /// What kind of relation it is: `table`, `view`, …
     pub kind: String,
     /// Its columns, in order.
@@ -68,8 +70,9 @@ pub(super) fn find_table(
         .query_opt(
             "SELECT c.oid, CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table' \
              WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' \
-             WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' ELSE 'relation' END \
-             FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+             WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' ELSE 'relation' END, n.nspname::text \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = pg_catalog.to_regclass($1)",
             &[&table.quoted()],
         )
         .map_err(sql_error)
@@ -79,6 +82,7 @@ pub(super) fn find_table(
     };
     let oid: u32 = row.get(0);
     let kind: String = row.get(1);
+    let schema: String = row.get(2);
     let columns = client
         .query(
             "SELECT a.attname::text, a.atttypid, a.atttypmod, \
@@ -101,6 +105,7 @@ pub(super) fn find_table(
         .collect();
     Ok(Some(TableInfo {
         name: table.clone(),
+        schema,
         kind,
         columns,
     }))

@@ -45,11 +45,13 @@ impl TableName {
         })
     }
 
-    /// A table name made by recsys itself (e.g. a staging table), in `schema` if given.
-    pub(crate) fn sibling(&self, table: &str) -> Result<TableName, PgError> {
-        match &self.schema {
-            Some(schema) => TableName::parse(&format!("{schema}.{table}")),
-            None => TableName::parse(table),
+    /// `schema.table` for a schema name read from the catalog (which may not
+    /// pass the rule for names typed by users; it is quoted all the same) and
+    /// a table name made by recsys itself.
+    pub(crate) fn in_catalog_schema(schema: &str, table: &str) -> TableName {
+        TableName {
+            schema: Some(schema.to_string()),
+            table: table.to_string(),
         }
     }
 

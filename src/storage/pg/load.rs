@@ -175,13 +175,11 @@ struct CopySource<'a> {
     copy: &'a str,
 }
 
-/// A chunk of COPY data, or the error that ended the stream.
-type Chunk = Result<Vec<u8>, String>;
-
 impl CopySource<'_> {
     /// Stream the COPY into `chunks` (blocking this thread on a small Tokio
-    /// runtime); stops quietly if the decoder hangs up.
-    fn run(&self, chunks: &mpsc::SyncSender<Chunk>) -> Result<()> {
+    /// runtime); stops quietly if the decoder hangs up. On an error the
+    /// channel just closes early, which the decoder notices.
+    fn run(&self, chunks: &mpsc::SyncSender<Vec<u8>>) -> Result<()> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -201,28 +199,20 @@ impl CopySource<'_> {
             let mut stream = std::pin::pin!(stream);
             let mut chunk = Vec::with_capacity(CHUNK_BYTES + (64 << 10));
             while let Some(message) = stream.next().await {
-                let message = match message {
-                    Ok(bytes) => bytes,
-                    Err(error) => {
-                        let error = sql_error(error);
-                        let _ = chunks.send(Err(format!("{error:#}")));
-                        return Err(error);
-                    }
-                };
-                chunk.extend_from_slice(&message);
+                chunk.extend_from_slice(&message.map_err(sql_error)?);
                 if chunk.len() >= CHUNK_BYTES {
                     let full = std::mem::replace(
                         &mut chunk,
                         Vec::with_capacity(CHUNK_BYTES + (64 << 10)),
                     );
-                    if chunks.send(Ok(full)).is_err() {
+                    if chunks.send(full).is_err() {
                         // The decoder stopped; its error is the one to report.
                         return Ok(());
                     }
                 }
             }
-            if !chunk.is_empty() {
-                let _ = chunks.send(Ok(chunk));
+            if !chunk.is_empty() && chunks.send(chunk).is_err() {
+                return Ok(());
             }
             client
                 .batch_execute("COMMIT")
@@ -253,7 +243,7 @@ fn stream_to_parquet(
         .batched(schema)
         .context("starting the Parquet file")?;
     // A few chunks and two batches in flight at most.
-    let (send_chunk, receive_chunk) = mpsc::sync_channel::<Chunk>(8);
+    let (send_chunk, receive_chunk) = mpsc::sync_channel::<Vec<u8>>(8);
     let (send_batch, receive_batch) = mpsc::sync_channel::<DataFrame>(1);
     std::thread::scope(|scope| {
         let writing = scope.spawn(move || -> Result<()> {
@@ -270,9 +260,8 @@ fn stream_to_parquet(
             let mut parser = RowParser::new();
             let mut total = 0u64;
             let (mut rows, mut bytes) = (0usize, 0usize);
+            // The channel closes early if the network stage fails; it reports why.
             for chunk in receive_chunk {
-                // A network error ends the stream; the network stage reports it.
-                let Ok(chunk) = chunk else { break };
                 parser.feed(chunk);
                 loop {
                     let parsed = parser

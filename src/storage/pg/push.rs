@@ -98,10 +98,20 @@ pub fn push_file(
                 }
                 .into());
             }
-            let staging = table.sibling(&format!("recsys_push_{}", std::process::id()))?;
+            // Next to the old table, wherever `search_path` found it, so the
+            // rename keeps the table in its schema.
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            let staging = TableName::in_catalog_schema(
+                &info.schema,
+                &format!("recsys_push_{}_{stamp}", std::process::id()),
+            );
+            let old = TableName::in_catalog_schema(&info.schema, table.table());
             let targets = file_types(&frame)?;
             create_table(&mut transaction, &staging, &frame, &targets)?;
-            (staging.clone(), targets, "replaced", Some(staging))
+            (staging.clone(), targets, "replaced", Some((staging, old)))
         }
         (None, _) => {
             let targets = file_types(&frame)?;
@@ -133,11 +143,11 @@ pub fn push_file(
     let rows = copy_rows(&mut transaction, &copy, &encoders, frame.height())
         .with_context(|| format!("copying the rows of {} into {table}", file.display()))?;
 
-    if let Some(staging) = swap {
+    if let Some((staging, old)) = swap {
         transaction
             .batch_execute(&format!(
                 "DROP TABLE {}; ALTER TABLE {} RENAME TO {}",
-                table.quoted(),
+                old.quoted(),
                 staging.quoted(),
                 quote_ident(table.table())
             ))

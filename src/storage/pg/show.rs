@@ -182,6 +182,7 @@ mod tests {
         let preview = TablePreview {
             info: TableInfo {
                 name: TableName::parse("shop.events").unwrap(),
+                schema: "shop".into(),
                 kind: "table".into(),
                 columns: vec![
                     ColumnInfo {
