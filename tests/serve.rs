@@ -10,16 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cli::{ok, repo, Scratch};
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::cli::{free_port, ok, repo, Scratch};
 
 /// A running `recsys serve`, killed when dropped.
 struct Server {

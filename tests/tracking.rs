@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::cli::{failed, ok, Scratch};
+use crate::cli::{failed, free_port, ok, Scratch};
 
 /// A running `mlflow server`, stopped (with its worker processes) on drop.
 struct MlflowServer {
@@ -163,14 +163,6 @@ impl Drop for MlflowServer {
         signal("-KILL");
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `recsys train ARGS --config <scratch config>` in the scratch directory,

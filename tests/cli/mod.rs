@@ -91,6 +91,15 @@ impl Scratch {
     }
 }
 
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Stdout of a run that must have succeeded.
 pub fn ok(out: &Output) -> String {
     assert!(
