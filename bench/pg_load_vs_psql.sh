@@ -1,35 +1,36 @@
 #!/usr/bin/env bash
 # `recsys pg load` beside `psql \copy … to csv` on the same events table.
 #
-# Makes 1M- and 10M-row events tables (`recsys generate` to Parquet, then
+# Makes 1M-, 10M- and 20M-row events tables (`recsys generate` to Parquet, then
 # `recsys pg push`), then for each times, under `/usr/bin/time -v`,
 #   recsys pg load --table-name T --save-dir DIR            (binary COPY → Parquet, zstd)
 #   psql -c "\copy (select * from T) to 'DIR/T.csv' csv"     (text COPY → CSV)
 # alternating, REPEAT times each (default 3), after a warm-up scan so both find
 # the table in the cache. Prints the median wall time, rows/s at the median,
-# the largest peak RSS, the output size and the time ratio. Peak RSS at 1M and
-# at 10M rows shows whether memory stays flat in the table's size. Both
+# the largest peak RSS, the output size and the time ratio. Peak RSS at 1M, 10M
+# and 20M rows shows whether memory stays flat in the table's size. Both
 # clients connect the same way (sslmode=prefer: TLS when the server offers it).
 # The tables (schema recsys_bench) and files are removed at the end.
 #
 # Env: RECSYS_BIN (default $CARGO_TARGET_DIR/release/recsys), RECSYS_BENCH_DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/test), RECSYS_BENCH_ROWS (default
-# "1000000 10000000"), REPEAT (default 3).
+# "1000000 10000000 20000000"), REPEAT (default 3).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
 bin="${RECSYS_BIN:-$CARGO_TARGET_DIR/release/recsys}"
 url="${RECSYS_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-sizes="${RECSYS_BENCH_ROWS:-1000000 10000000}"
+sizes="${RECSYS_BENCH_ROWS:-1000000 10000000 20000000}"
 repeat="${REPEAT:-3}"
 [ -x "$bin" ] || (cd "$here/.." && cargo build --release --quiet)
 work="$(mktemp -d "${TMPDIR:-/tmp}/recsys-pg-bench.XXXXXX")"
 cleanup() {
-    psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE' >/dev/null 2>&1 || true
+    PGOPTIONS='-c client_min_messages=warning' psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE' >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
-psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE' -c 'CREATE SCHEMA recsys_bench' >/dev/null
+PGOPTIONS='-c client_min_messages=warning' psql "$url" -q -c 'DROP SCHEMA IF EXISTS recsys_bench CASCADE' \
+    -c 'CREATE SCHEMA recsys_bench' >/dev/null
 
 # "Elapsed (wall clock) time (h:mm:ss or m:ss): 1:02.5" → seconds.
 wall_seconds() {
@@ -45,7 +46,8 @@ for rows in $sizes; do
     table="recsys_bench.events_$rows"
     gen="$work/gen_$rows"
     "$bin" generate --users $((rows / 20 + 1000)) --items $((rows / 100 + 1000)) --events "$rows" \
-        --seed 7 --out "$gen" --format parquet 2>/dev/null
+        --seed 7 --out "$gen" --format parquet >/dev/null 2>"$work/generate.log" ||
+        { cat "$work/generate.log" >&2; exit 1; }
     "$bin" pg push --file "$gen/events.parquet" --table-name "$table" --database-url "$url" >/dev/null
     rm -rf "$gen"
     actual="$(psql "$url" -tAc "select count(*) from $table")" # also the warm-up scan

@@ -15,14 +15,19 @@
 //! | [`RECOMMENDATIONS`] | `user_id, item_id, rank, score, model` | the bundle's offline lists, first `k` per user |
 //!
 //! Ranks start at 1. Similar items are computed for every item the model
-//! knows, not only the popular ones: any product page can be opened, and the
-//! exact computation is one batched matrix product per 1024 items
+//! knows, not only the popular ones: any product page can be opened, and a
+//! list that exists for every item needs no fallback in the shop's code. The
+//! computation is exact, one batched matrix product per 1024 items
 //! ([`Als::similar_items_batch`](crate::models::Als::similar_items_batch)), so
-//! its cost is items² × factors multiply-adds — seconds for the catalogues
-//! recsys trains on (see `BENCHMARKS.md`). A table whose source the bundle
-//! lacks (no `als` model, no offline lists) is skipped with the reason in the
-//! [`ExportSummary`], not an error: a popular-only bundle is still worth
-//! publishing. A bundle with none of the three sources is an error.
+//! it costs items² × factors multiply-adds: at full RetailRocket size (202,607
+//! items, 64 factors) the whole export took 3 min 15 s wall and 0.87 GB peak on
+//! 2 shared, busy cores, for 2.0 M similar-item rows. It grows with the square
+//! of the catalogue, so ten times the items is a hundred times the work (hours;
+//! extrapolated, not measured): that is the size at which to restrict it to
+//! the popular items. A table whose source the bundle lacks (no `als` model,
+//! no offline lists) is skipped with the reason in the [`ExportSummary`], not
+//! an error: a popular-only bundle is still worth publishing. A bundle with
+//! none of the three sources is an error.
 //!
 //! [`export_events`] writes a validated event log as `events.parquet`: the
 //! data pipeline's snapshot, guaranteed to load again exactly as it was

@@ -55,7 +55,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,8 @@ VARIABLES: dict[str, tuple[str | None, str]] = {
     "recsys_mlflow_tracking_uri": ("", "MLflow server that training runs are recorded in"),
 }
 
-#: Models the gate prefers, best first, when ``recsys_gate_model`` is unset:
-#: the order in which recsys itself picks the model that answers.
+#: Models the gate compares, best first, when ``recsys_gate_model`` is unset:
+#: two_stage, then als, as recsys picks the model that answers; then the rest.
 MODEL_PREFERENCE = ("two_stage", "als", "history", "popular")
 
 #: Extras of the Postgres connection passed on as URL parameters.
@@ -127,6 +127,18 @@ def setting(name: str) -> str:
             f"set the Airflow Variable {name} ({meaning}), e.g. AIRFLOW_VAR_{name.upper()}=..."
         )
     return value
+
+
+def fraction_setting(name: str) -> float:
+    """A Variable that must be a number from 0 to 1."""
+    value = setting(name)
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise AirflowFailException(f"Airflow Variable {name} must be a number from 0 to 1, not {value!r}")
+    return number
 
 
 def int_setting(name: str) -> int:
@@ -284,7 +296,7 @@ def write_pointer(key: str, value: dict[str, Any], cwd: Path) -> None:
 
 def utc_stamp(moment: datetime) -> str:
     """``moment`` as ``20240106T020000123Z``, the style of recsys run ids (sorts by time)."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -397,4 +409,4 @@ def post_reload(url: str, token: str) -> str:
 
 def now() -> datetime:
     """The current UTC time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

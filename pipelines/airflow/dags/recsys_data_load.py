@@ -39,7 +39,9 @@ def extract(**context) -> str:
     if source == "s3":
         key = common.setting("recsys_events_s3_key")
         if not key:
-            raise AirflowFailException("the events source is s3: set the Airflow Variable recsys_events_s3_key")
+            raise AirflowFailException(
+                "the events source is s3: set the Airflow Variable recsys_events_s3_key"
+            )
         local = out / PurePosixPath(key).name
         common.run_recsys(["s3", "pull", "--s3-file-path", key, "--local-file-path", str(local)], out)
         return str(local)

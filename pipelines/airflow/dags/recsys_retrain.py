@@ -112,14 +112,16 @@ def evaluate_production(candidate: dict[str, Any], events: str, **context) -> di
 def quality_gate(candidate: dict[str, Any], production: dict[str, Any] | None) -> dict[str, Any]:
     """Fail the run unless the candidate is at most ``recsys_gate_margin`` worse than production."""
     if production is None:
-        common.log.info("no production model to compare with: %s is promoted as the first", candidate["bundle"])
+        common.log.info(
+            "no production model to compare with: %s is promoted as the first", candidate["bundle"]
+        )
         return {"candidate": candidate, "production": None}
     if production["protocol"] != candidate["protocol"]:
         raise AirflowFailException(
             f"the candidate was evaluated under the {candidate['protocol']} protocol and production under "
             f"{production['protocol']}: not comparable; promote by hand if the change is meant"
         )
-    margin = float(common.setting("recsys_gate_margin"))
+    margin = common.fraction_setting("recsys_gate_margin")
     failures = common.gate_failures(candidate, production, margin)
     if failures:
         message = (
