@@ -782,20 +782,38 @@ fn yaml(path: &str) -> serde_yaml::Value {
 /// Prometheus, and the service's command line is one `recsys serve` accepts.
 #[test]
 fn deploy_files_agree_with_each_other_and_with_the_binary() {
-    let compose = yaml("deploy/docker-compose.yml");
+    let mut compose = yaml("deploy/docker-compose.yml");
+    compose.apply_merge().unwrap();
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["recsys", "redis", "prometheus", "grafana"] {
+    for name in [
+        "recsys",
+        "redis",
+        "prometheus",
+        "grafana",
+        "postgres",
+        "seaweedfs",
+        "mlflow",
+        "airflow-scheduler",
+    ] {
         assert!(
             services.contains_key(name),
             "docker-compose.yml lacks service {name}"
         );
     }
     for (name, service) in services {
+        if let Some(dockerfile) = service["build"]["dockerfile"].as_str() {
+            assert!(
+                repo().join(dockerfile).is_file(),
+                "service {name:?} builds from {dockerfile}, which is not in the repository"
+            );
+        }
         for volume in service["volumes"].as_sequence().into_iter().flatten() {
             let host = volume.as_str().unwrap().split(':').next().unwrap();
             let path = repo().join("deploy").join(host);
+            // Named volumes are Docker's; paths must be in the repository.
+            let is_path = host.starts_with('.') || host.starts_with('/');
             assert!(
-                host == "../artifacts" || path.exists(),
+                !is_path || host == "../artifacts" || path.exists(),
                 "service {name:?} mounts {host}, which is not in the repository"
             );
         }
