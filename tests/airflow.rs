@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,29 +100,11 @@ struct Bucket {
 
 impl Bucket {
     fn new() -> Bucket {
-        let endpoint = std::env::var("RECSYS_TEST_S3_ENDPOINT")
-            .unwrap_or_else(|_| "http://127.0.0.1:8333".to_string());
-        let host = endpoint
-            .trim_start_matches("http://")
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
-        let reachable = host
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
-            .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
-        assert!(
-            reachable,
-            "no S3 server answers at {endpoint}: run `.ci/services/up` (it starts SeaweedFS), \
-             or point RECSYS_TEST_S3_ENDPOINT at one"
-        );
-        let identities: Value = serde_json::from_str(
-            &std::fs::read_to_string(repo().join(".ci/seaweedfs/identities.json")).unwrap(),
-        )
-        .unwrap();
-        let credentials = &identities["identities"][0]["credentials"][0];
-        let access_key = credentials["accessKey"].as_str().unwrap().to_string();
-        let secret_key = credentials["secretKey"].as_str().unwrap().to_string();
+        let crate::s3::Server {
+            endpoint,
+            access_key,
+            secret_key,
+        } = crate::s3::server();
         let name = format!("recsys-airflow-{}", unique().replace('_', "-"));
         let env = EnvVars::from_pairs([
             ("AWS_ACCESS_KEY_ID", access_key.as_str()),

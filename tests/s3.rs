@@ -21,13 +21,13 @@ use crate::cli::{failed, ok, Scratch};
 const MIB: usize = 1024 * 1024;
 
 /// The test server's address and keys.
-struct Server {
-    endpoint: String,
-    access_key: String,
-    secret_key: String,
+pub struct Server {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
 }
 
-fn server() -> Server {
+pub fn server() -> Server {
     let endpoint = std::env::var("RECSYS_TEST_S3_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:8333".to_string());
     let host = endpoint

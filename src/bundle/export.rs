@@ -310,33 +310,17 @@ fn write_table(table: &'static str, frame: &mut DataFrame, out: &Path) -> Result
 mod tests {
     use std::collections::HashSet;
     use std::fs::File;
-    use std::sync::OnceLock;
 
     use polars::prelude::{DataType, ParquetReader, SerReader};
 
     use super::*;
-    use crate::config::Config;
     use crate::data::{load_events, BadRows};
 
     fn root() -> &'static Path {
         Path::new(env!("CARGO_MANIFEST_DIR"))
     }
 
-    /// A bundle trained once on the repository's `data/` (popular, history,
-    /// als; an offline list for every user).
-    fn bundle() -> &'static Bundle {
-        static BUNDLE: OnceLock<Bundle> = OnceLock::new();
-        BUNDLE.get_or_init(|| {
-            let mut config = Config::load(&root().join("config.toml")).unwrap();
-            config.models.enabled = vec!["popular".into(), "history".into(), "als".into()];
-            config.models.als.iterations = 3;
-            config.offline.active_days = 0;
-            let cutoff = config.split.cutoff_rule().unwrap();
-            let prepared =
-                crate::train::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
-            crate::train::fit(&config, &prepared).unwrap()
-        })
-    }
+    use crate::bundle::test_bundle as bundle;
 
     fn read(path: &Path) -> DataFrame {
         ParquetReader::new(File::open(path).unwrap())

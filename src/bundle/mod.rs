@@ -457,3 +457,22 @@ pub fn fingerprint(words: impl Iterator<Item = u64>) -> String {
     }
     format!("{h:016x}")
 }
+
+/// A bundle trained once per test run on the repository's `data/` (popular,
+/// history, als; an offline list for every user), shared by the tests of every
+/// module that reads bundles.
+#[cfg(test)]
+pub(crate) fn test_bundle() -> &'static Bundle {
+    static BUNDLE: std::sync::OnceLock<Bundle> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut config = Config::load(&root.join("config.toml")).unwrap();
+        config.models.enabled = vec!["popular".into(), "history".into(), "als".into()];
+        config.models.als.iterations = 3;
+        config.offline.active_days = 0;
+        let cutoff = config.split.cutoff_rule().unwrap();
+        let prepared =
+            crate::train::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
+        crate::train::fit(&config, &prepared).unwrap()
+    })
+}

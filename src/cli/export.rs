@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::{bundle_dir, load_config};
+use super::{bundle_dir, load_config, report_cleaning};
 use crate::bundle::export::{export_bundle, export_events, ExportOptions};
 use crate::bundle::Bundle;
 use crate::data::load_events;
@@ -46,19 +46,7 @@ pub(super) fn run(args: ExportArgs) -> Result<()> {
     if let Some(path) = &args.events {
         let loaded = load_events(path, config.data.bad_rows)
             .with_context(|| format!("loading events from {}", path.display()))?;
-        if loaded.duplicates_removed > 0 {
-            eprintln!(
-                "collapsed {} exact duplicate events",
-                loaded.duplicates_removed
-            );
-        }
-        if loaded.skipped_rows > 0 {
-            eprintln!(
-                "skipped {} bad rows (bad_rows = \"skip\"); first: {}",
-                loaded.skipped_rows,
-                loaded.first_skipped.as_deref().unwrap_or("?")
-            );
-        }
+        report_cleaning(&loaded);
         let written = export_events(&loaded, &args.out)?;
         println!(
             "wrote {}: {} events from {}",

@@ -86,6 +86,24 @@ fn bundle_dir(flag: Option<PathBuf>, config: &Config) -> Result<PathBuf> {
     crate::bundle::resolve(&bundle_dir_root(flag, config))
 }
 
+/// Tell on stderr what loading removed from the event file: exact duplicates
+/// and, under `bad_rows = "skip"`, unusable rows.
+fn report_cleaning(loaded: &crate::data::LoadedEvents) {
+    if loaded.duplicates_removed > 0 {
+        eprintln!(
+            "collapsed {} exact duplicate events",
+            loaded.duplicates_removed
+        );
+    }
+    if loaded.skipped_rows > 0 {
+        eprintln!(
+            "skipped {} bad rows (bad_rows = \"skip\"); first: {}",
+            loaded.skipped_rows,
+            loaded.first_skipped.as_deref().unwrap_or("?")
+        );
+    }
+}
+
 /// Print `value` as one line of JSON on stdout.
 fn print_json(value: &serde_json::Value) -> Result<()> {
     let mut out = std::io::stdout().lock();

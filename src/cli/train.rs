@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 
-use super::load_config;
+use super::{load_config, report_cleaning};
 use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::data::time::{format_date, format_ms};
@@ -213,19 +213,7 @@ fn train(
         prepared.events_path.display(),
         load_time.as_secs_f64()
     );
-    if loaded.duplicates_removed > 0 {
-        eprintln!(
-            "collapsed {} exact duplicate events",
-            loaded.duplicates_removed
-        );
-    }
-    if loaded.skipped_rows > 0 {
-        eprintln!(
-            "skipped {} bad rows (bad_rows = \"skip\"); first: {}",
-            loaded.skipped_rows,
-            loaded.first_skipped.as_deref().unwrap_or("?")
-        );
-    }
+    report_cleaning(loaded);
     if let Some(features) = &prepared.item_features {
         eprintln!("item features for {} items", features.by_item.len());
     }

@@ -3,7 +3,6 @@
 //! by `tests/serve.rs`.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
@@ -15,24 +14,8 @@ use super::metrics::Metrics;
 use super::routes::{app, OPENAPI};
 use super::state::{AppState, Settings};
 use super::store::{EventStore, MemoryStore};
-use crate::bundle::Bundle;
-use crate::config::Config;
 
-/// A bundle trained once on the repository's `data/` (popular, history, als).
-fn bundle() -> &'static Bundle {
-    static BUNDLE: OnceLock<Bundle> = OnceLock::new();
-    BUNDLE.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut config = Config::load(&root.join("config.toml")).unwrap();
-        config.models.enabled = vec!["popular".into(), "history".into(), "als".into()];
-        config.models.als.iterations = 3;
-        config.offline.active_days = 0;
-        let cutoff = config.split.cutoff_rule().unwrap();
-        let prepared =
-            crate::train::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
-        crate::train::fit(&config, &prepared).unwrap()
-    })
-}
+use crate::bundle::test_bundle as bundle;
 
 fn state() -> AppState {
     let engine = Engine::from_bundle(bundle().clone(), Path::new("unused"), 100).unwrap();
