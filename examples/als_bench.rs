@@ -38,9 +38,9 @@ use clap::Parser;
 use serde_json::json;
 use sprs::{CsMat, TriMat};
 
-use recsys::bundle::npy;
-use recsys::models::als::{AlsConfig, AlsTrainer};
-use recsys::models::{exclude_seen, Recommender};
+use recsys::npy;
+use recsys::models::als::{Als, AlsConfig, AlsTrainer};
+use recsys::models::factors::Factors;
 
 /// Train ALS on `.npy` triplets, timing each iteration (JSON lines on stdout).
 #[derive(Debug, Parser)]
@@ -239,37 +239,28 @@ fn read_test(path: &Path, n_users: usize, n_items: usize) -> Result<(Vec<u32>, V
 
 /// How many held-out items land in their user's top `k`, the user's training
 /// items excluded (as `implicit`'s `filter_already_liked_items=True` does).
-fn hits_at_k(
-    model: &dyn Recommender,
-    matrix: &CsMat<f32>,
-    users: &[u32],
-    items: &[u32],
-    k: usize,
-) -> usize {
-    // Ask for enough that `k` remain after dropping the training items; batch so
-    // that the longest row in a batch, not in the whole matrix, sets the length.
+fn hits_at_k(model: &Als, matrix: &CsMat<f32>, users: &[u32], items: &[u32], k: usize) -> usize {
+    // Batches bound the score matrix held at once.
     const BATCH: usize = 4096;
-    let seen = |u: u32| -> Vec<u32> {
-        let row = matrix.outer_view(u as usize).expect("user in range");
-        row.indices().iter().map(|&i| i as u32).collect()
-    };
+    let f = model.user_factors.dim;
     users
         .chunks(BATCH)
         .zip(items.chunks(BATCH))
         .map(|(users, items)| {
-            let longest = users
+            let mut queries = Factors::zeros(users.len(), f);
+            for (q, &u) in users.iter().enumerate() {
+                queries.data[q * f..(q + 1) * f]
+                    .copy_from_slice(model.user_factors.row(u as usize));
+            }
+            let seen = |q: usize, item: u32| {
+                let row = matrix.outer_view(users[q] as usize).expect("user in range");
+                row.indices().binary_search(&(item as usize)).is_ok()
+            };
+            queries
+                .top_n_where(&model.item_factors, k, |q, item| !seen(q, item))
                 .iter()
-                .map(|&u| matrix.outer_view(u as usize).map_or(0, |r| r.nnz()))
-                .max();
-            let queries: Vec<Option<u32>> = users.iter().map(|&u| Some(u)).collect();
-            model
-                .recommend_batch(&queries, k + longest.unwrap_or(0))
-                .into_iter()
-                .zip(users.iter().zip(items))
-                .filter(|(ranked, (&u, &item))| {
-                    let top = exclude_seen(ranked.to_vec(), &seen(u), k);
-                    top.iter().any(|&(i, _)| i == item)
-                })
+                .zip(items)
+                .filter(|(top, &item)| top.iter().any(|&(i, _)| i == item))
                 .count()
         })
         .sum()

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Result};
 use clap::Parser;
-use recsys::bundle::npy;
+use recsys::npy;
 use recsys::rank::gbdt::{mean_ndcg_at, Booster, Dataset, GbdtConfig, Objective};
 
 #[derive(Parser)]

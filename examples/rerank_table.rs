@@ -20,11 +20,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use recsys::bundle::npy;
+use recsys::npy;
 use recsys::config::Config;
 use recsys::rank::features::{feature_names, n_features};
-use recsys::rank::two_stage::training_table;
-use recsys::train::prepare;
+use recsys::rank::two_stage::{training_table, SourceConfigs};
+use recsys::training::prepare;
 
 #[derive(Parser)]
 struct Args {
@@ -57,7 +57,12 @@ fn run() -> Result<()> {
         prepared.split.cutoff_ms,
         prepared.split.protocol,
         prepared.item_features.as_ref(),
-        &config.models,
+        SourceConfigs {
+            popular: &config.models.popular,
+            history: &config.models.history,
+            als: &config.models.als,
+        },
+        &config.rules,
         &config.models.two_stage,
     )?;
     std::fs::create_dir_all(&args.out)

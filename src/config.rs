@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{BadRows, Cutoff, Protocol};
-use crate::models::{AlsConfig, HistoryConfig, PopularConfig};
+use crate::models::{AlsConfig, HistoryConfig, PopularConfig, RulesConfig};
 use crate::rank::gbdt::Objective;
 use crate::rank::TwoStageConfig;
 
@@ -28,8 +28,8 @@ pub struct Config {
     pub eval: EvalConfig,
     /// Where bundles go.
     pub artifacts: ArtifactsConfig,
-    /// `[offline]`: the precomputed lists the service answers from.
-    pub offline: crate::bundle::offline::OfflineConfig,
+    /// `[rules]`: business rules every model's answer obeys.
+    pub rules: RulesConfig,
     /// `[serve]`: the HTTP service.
     pub serve: crate::serve::ServeConfig,
     /// `[s3]`: object storage.
@@ -95,8 +95,6 @@ impl SplitConfig {
 pub struct ModelsConfig {
     /// Models to train, by name (`popular`, `history`, `als`, `two_stage`).
     pub enabled: Vec<String>,
-    /// Remove items the user already interacted with from recommendations.
-    pub exclude_seen: bool,
     /// `[models.popular]`.
     pub popular: PopularConfig,
     /// `[models.history]`.
@@ -114,7 +112,6 @@ impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             enabled: MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
-            exclude_seen: false,
             popular: PopularConfig::default(),
             history: HistoryConfig::default(),
             als: AlsConfig::default(),
@@ -165,6 +162,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
+        let parsed: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        reject_retired_keys(&parsed).with_context(|| format!("checking config {}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
@@ -195,12 +195,9 @@ impl Config {
             );
         }
         self.serve.validate()?;
-        if self.offline.top == 0 {
-            bail!("[offline] top must be at least 1");
-        }
-        if let Some(model) = &self.offline.model {
+        if let Some(model) = &self.serve.model {
             if !self.models.is_enabled(model) {
-                bail!("[offline] model `{model}` is not in [models] enabled; enable it or remove the key");
+                bail!("[serve] model `{model}` is not in [models] enabled; enable it or remove the key");
             }
         }
         if self.eval.k == 0 {
@@ -243,6 +240,43 @@ impl Config {
     }
 }
 
+/// Settings earlier versions had, with what replaced them: a config that still
+/// has one is refused with the replacement named, not silently half-used.
+const RETIRED: [(&str, Option<&str>, &str); 3] = [
+    (
+        "offline",
+        None,
+        "[offline] is gone: the service scores every shopper live, so no lists are precomputed; \
+         remove the section (to choose the served model, set `model` in [serve])",
+    ),
+    (
+        "models",
+        Some("exclude_seen"),
+        "[models] exclude_seen moved to [rules] exclude_seen (with exclude_carted and exclude_bought)",
+    ),
+    (
+        "serve",
+        Some("online_seeds"),
+        "[serve] online_seeds is gone: the served model reads the shopper's new events itself; remove it",
+    ),
+];
+
+fn reject_retired_keys(parsed: &toml::Table) -> Result<()> {
+    for (section, key, message) in RETIRED {
+        let Some(value) = parsed.get(section) else {
+            continue;
+        };
+        let present = match key {
+            None => true,
+            Some(key) => value.as_table().is_some_and(|t| t.contains_key(key)),
+        };
+        if present {
+            bail!("{message}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +300,14 @@ mod tests {
 
         std::fs::write(&path, "[split]\ncutoff = \"2015-09-01\"\ntest_days = 3\n").unwrap();
         assert!(Config::load(&path).is_err());
+
+        // Retired sections name their replacement.
+        std::fs::write(&path, "[offline]\ntop = 30\nactive_days = 7\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("[offline] is gone") && err.contains("[serve]"), "{err}");
+        std::fs::write(&path, "[models]\nexclude_seen = true\n").unwrap();
+        let err = format!("{:#}", Config::load(&path).unwrap_err());
+        assert!(err.contains("[rules] exclude_seen"), "{err}");
     }
 
     #[test]

@@ -164,14 +164,15 @@ fn sources(body: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// A user the bundle has a personal list for.
-fn personal_user(server: &Server) -> i64 {
+/// A shopper training knew, answered by two_stage.
+fn known_user(server: &Server) -> i64 {
     visitors()
         .into_iter()
         .find(|u| {
-            sources(&server.get(&format!("/recommendations?user_id={u}&k=10")).1)[0] == "personal"
+            let body = server.get(&format!("/recommendations?user_id={u}&k=10")).1;
+            body["known_user"] == json!(true) && body["model"] == json!("two_stage")
         })
-        .expect("some visitor of data/ has a personal list")
+        .expect("some visitor of data/ is known to the bundle")
 }
 
 /// A copy of bundle `from` as a newer bundle in the same directory.
@@ -202,7 +203,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn serves_the_two_stage_bundle_with_personal_online_and_popular_answers() {
+fn serves_every_shopper_live_with_two_stage_and_agrees_with_the_cli() {
     let scratch = trained();
     let bundle = scratch.bundles().pop().unwrap();
     let version = bundle.file_name().unwrap().to_string_lossy().to_string();
@@ -212,29 +213,64 @@ fn serves_the_two_stage_bundle_with_personal_online_and_popular_answers() {
     let (status, ready) = server.get("/ready");
     assert_eq!(status, 200);
     assert_eq!(ready["model_version"], json!(version));
-    assert_eq!(ready["offline_model"], json!("two_stage"));
+    assert_eq!(ready["model"], json!("two_stage"));
     assert_eq!(ready["event_store"], json!("memory"));
 
-    let user = personal_user(&server);
-    let (_, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    // Visitor 960773 has a training history but was not active in its last
+    // week: the service used to answer it with popular items only.
+    let (_, body) = server.get("/recommendations?user_id=960773&k=10");
+    assert_eq!(body["known_user"], json!(true), "{body}");
+    assert_eq!(body["model"], json!("two_stage"), "{body}");
     assert_eq!(body["model_version"], json!(version));
-    assert_eq!(body["known_user"], json!(true));
     assert_eq!(body["recommendations"].as_array().unwrap().len(), 10);
+    assert!(sources(&body).iter().any(|s| *s != "popular"), "{body}");
+    // `recsys recommend` gives the same list: one answer function.
+    let cli: Value = serde_json::from_str(&ok(&scratch.run(&[
+        "recommend",
+        "--user-id",
+        "960773",
+        "--k",
+        "10",
+    ])))
+    .unwrap();
+    assert_eq!(cli["recommendations"], body["recommendations"]);
+    assert_eq!(cli["model"], body["model"]);
 
-    // A viewed item leads the next answer, from any route that blends online.
-    let item = 369447;
-    let (status, _) = server.post(
-        "/events",
-        json!({"user_id": user, "item_id": item, "event": "view"}),
-    );
-    assert_eq!(status, 202);
-    let (_, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
-    assert_eq!(body["recommendations"][0]["item_id"], json!(item));
-    assert_eq!(sources(&body)[..2], ["online", "personal"]);
+    // A new shopper's events are read by the very next request, and the CLI
+    // given the same events (--events) agrees again.
+    let user = -4242;
+    let before = server.get(&format!("/recommendations?user_id={user}&k=10")).1;
+    assert_eq!(before["model"], json!("popular"));
+    let mut csv = String::from("timestamp,visitorid,event,itemid,transactionid\n");
+    for (t, item) in [369447, 257040, 462183].into_iter().enumerate() {
+        let timestamp = 1_442_000_000_000i64 + t as i64;
+        let (status, _) = server.post(
+            "/events",
+            json!({"user_id": user, "item_id": item, "event": "view", "timestamp": timestamp}),
+        );
+        assert_eq!(status, 202);
+        csv.push_str(&format!("{timestamp},{user},view,{item},\n"));
+    }
+    let (_, after) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(after["model"], json!("two_stage"), "{after}");
+    assert_eq!(after["known_user"], json!(false));
+    assert_eq!(after["new_events"], json!(3));
+    assert_ne!(after["recommendations"], before["recommendations"]);
+    std::fs::write(scratch.path("new.csv"), csv).unwrap();
+    let cli: Value = serde_json::from_str(&ok(&scratch.run(&[
+        "recommend",
+        "--user-id",
+        &user.to_string(),
+        "--events",
+        scratch.path("new.csv").to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(cli["recommendations"], after["recommendations"]);
 
-    // Unknown shoppers get the popular list, k long.
+    // Shoppers nothing is known about get the popular list, k long.
     let (_, body) = server.get("/recommendations?user_id=-42&k=25");
     assert_eq!(sources(&body), vec!["popular"; 25]);
+    assert_eq!(body["model"], json!("popular"));
 
     // Client mistakes are 400s with a message, never 500s.
     let (status, body) = server.get("/recommendations?user_id=1&k=1000");
@@ -258,7 +294,7 @@ fn reload_swaps_in_a_newer_bundle_and_a_corrupt_one_leaves_the_old_serving() {
     let scratch = trained();
     let first = scratch.bundles().pop().unwrap();
     let server = Server::start(&scratch, &[]);
-    let user = personal_user(&server);
+    let user = known_user(&server);
     let version = |server: &Server| {
         server.get("/ready").1["model_version"]
             .as_str()
@@ -288,7 +324,7 @@ fn reload_swaps_in_a_newer_bundle_and_a_corrupt_one_leaves_the_old_serving() {
     assert_eq!(version(&server), "29990101T000000000Z-good");
     let (status, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
     assert_eq!(status, 200);
-    assert_eq!(sources(&body)[0], "personal");
+    assert_eq!(body["model"], json!("two_stage"));
 
     // SIGHUP reloads too.
     std::fs::remove_dir_all(&corrupt).unwrap();
@@ -549,7 +585,7 @@ fn metrics_are_prometheus_text_and_the_dashboard_queries_only_what_is_exported()
     assert_eq!(
         value(
             "recsys_recommendation_responses_total",
-            "answer=\"fallback\""
+            "answer=\"popular\""
         ),
         1.0
     );
@@ -710,21 +746,17 @@ fn replicas_share_events_through_the_machines_redis() {
         json!({"user_id": user, "item_id": 369447, "event": "view"}),
     );
     assert_eq!(status, 202, "{body}");
-    let (_, body) = b.get(&format!("/recommendations/online?user_id={user}&k=5"));
-    assert_eq!(
-        body["recommendations"][0]["item_id"],
-        json!(369447),
-        "{body}"
-    );
-    assert_eq!(body["recommendations"][0]["source"], json!("online"));
+    let (_, body) = b.get(&format!("/recommendations?user_id={user}&k=5"));
+    assert_eq!(body["new_events"], json!(1), "{body}");
+    assert_eq!(body["model"], json!("two_stage"), "{body}");
 }
 
 #[test]
-fn redis_going_away_costs_online_items_not_answers() {
+fn redis_going_away_costs_new_events_not_answers() {
     let scratch = trained();
     let redis = OwnRedis::start();
     let server = Server::start(&scratch, &["--event-store", &redis.url]);
-    let user = personal_user(&server);
+    let user = known_user(&server);
     assert_eq!(
         server
             .post(
@@ -737,14 +769,16 @@ fn redis_going_away_costs_online_items_not_answers() {
     assert_eq!(
         server
             .get(&format!("/recommendations?user_id={user}&k=10"))
-            .1["recommendations"][0]["source"],
-        json!("online")
+            .1["new_events"],
+        json!(1)
     );
 
     drop(redis);
     let (status, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(sources(&body), vec!["personal"; 10]);
+    assert_eq!(body["model"], json!("two_stage"));
+    assert_eq!(body["new_events"], json!(0));
+    assert_eq!(sources(&body).len(), 10);
     let (status, body) = server.get("/recommendations?user_id=-7&k=4");
     assert_eq!((status, sources(&body)), (200, vec!["popular"; 4]));
     let (status, body) = server.post(

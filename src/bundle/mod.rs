@@ -1,14 +1,14 @@
 //! Model bundles: everything a trained run needs to recommend, in one directory.
 //!
 //! A bundle is `ARTIFACTS/<run-id>/` holding `manifest.json` (what was trained on
-//! what data with which settings), the id maps and each model's arrays as `.npy`.
+//! what data with which settings), the id maps, the training events (every
+//! model scores a shopper live from their history plus what they did since),
+//! the items' attributes (for the business rules) and each model's arrays as
+//! `.npy`.
 //! Run ids start with the UTC training time, so the newest bundle is the one with
 //! the greatest name. A bundle is built in a temporary directory and renamed into
 //! place, so a crash mid-write leaves no half bundle and never touches older ones.
 
-pub mod export;
-pub mod npy;
-pub mod offline;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,15 +19,16 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
 use crate::fsio::{create_dir_atomically, write_bytes_atomically};
+use crate::npy;
 use crate::models::factors::Factors;
 use crate::models::{Als, History, Popular, Recommender};
 use crate::rank::features::feature_names;
 use crate::rank::gbdt::Booster;
 use crate::rank::TwoStage;
-use offline::OfflineLists;
 
-/// Bumped when the layout changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the layout changes incompatibly (2: training events and item
+/// attributes for live scoring; no precomputed lists).
+pub const FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 const RERANKER: &str = "two_stage_reranker.json";
 
@@ -82,6 +83,10 @@ pub struct Bundle {
     pub users: IdMap,
     /// Items known to the models.
     pub items: IdMap,
+    /// The training events, by user: every shopper's past, for live scoring.
+    pub train: Arc<TrainSet>,
+    /// Attributes of every item (dense), for the business rules and features.
+    pub item_info: Arc<Vec<ItemInfo>>,
     /// The `popular` model, if trained.
     pub popular: Option<Arc<Popular>>,
     /// The `history` model, if trained.
@@ -90,8 +95,6 @@ pub struct Bundle {
     pub als: Option<Arc<Als>>,
     /// The `two_stage` model, if trained; it shares the single-stage models above.
     pub two_stage: Option<TwoStage>,
-    /// Precomputed top lists of recently active users, for the service.
-    pub offline: Option<OfflineLists>,
 }
 
 impl Bundle {
@@ -159,22 +162,10 @@ impl Bundle {
                     npy::write(&dir.join(name), &[f.rows, f.dim], &f.data)?;
                 }
             }
+            save_events(&self.train, dir)?;
+            save_item_info(&self.item_info, dir)?;
             if let Some(t) = &self.two_stage {
                 save_two_stage(t, dir)?;
-            }
-            if let Some(o) = &self.offline {
-                npy::write(&dir.join("offline_users.npy"), &[o.users.len()], &o.users)?;
-                npy::write(
-                    &dir.join("offline_offsets.npy"),
-                    &[o.offsets.len()],
-                    &o.offsets,
-                )?;
-                npy::write(&dir.join("offline_items.npy"), &[o.items.len()], &o.items)?;
-                npy::write(
-                    &dir.join("offline_scores.npy"),
-                    &[o.scores.len()],
-                    &o.scores,
-                )?;
             }
             let config =
                 toml::to_string_pretty(&self.manifest.config).context("serialising config")?;
@@ -211,6 +202,8 @@ impl Bundle {
         };
         let users = ids("users.npy")?;
         let items = ids("items.npy")?;
+        let train = Arc::new(load_events(dir, &users, &items, manifest.cutoff_ms)?);
+        let item_info = Arc::new(load_item_info(dir, items.len())?);
         let has = |name: &str| manifest.models.iter().any(|m| m == name);
         let popular = if has("popular") {
             let items = npy::read::<u32>(&dir.join("popular_items.npy"))?.1;
@@ -223,6 +216,8 @@ impl Bundle {
         };
         let history = if has("history") {
             Some(Arc::new(History {
+                config: manifest.config.models.history.clone(),
+                cutoff_ms: manifest.cutoff_ms,
                 offsets: npy::read::<u64>(&dir.join("history_offsets.npy"))?.1,
                 items: npy::read::<u32>(&dir.join("history_items.npy"))?.1,
                 scores: npy::read::<f32>(&dir.join("history_scores.npy"))?.1,
@@ -241,6 +236,7 @@ impl Bundle {
             Some(Arc::new(Als::from_factors(
                 table("als_user_factors.npy")?,
                 table("als_item_factors.npy")?,
+                manifest.config.models.als.clone(),
             )))
         } else {
             None
@@ -250,13 +246,13 @@ impl Bundle {
             manifest,
             users,
             items,
+            train,
+            item_info,
             popular,
             history,
             als,
             two_stage: None,
-            offline: None,
         };
-        bundle.offline = load_offline(&bundle.manifest, dir)?;
         bundle.check_consistent(dir)?;
         if has_two_stage {
             bundle.two_stage = Some(load_two_stage(&bundle, dir)?);
@@ -290,61 +286,93 @@ impl Bundle {
                 return bad("popular refers to unknown items");
             }
         }
-        if let Some(o) = &self.offline {
-            o.check(u, i).or_else(|e| bad(&e))?;
-        }
         Ok(())
     }
 }
 
-/// The offline lists, when training wrote them; the manifest names their model.
-fn load_offline(manifest: &Manifest, dir: &Path) -> Result<Option<OfflineLists>> {
-    let Some(model) = manifest.training["offline"]["model"].as_str() else {
-        return Ok(None);
-    };
-    Ok(Some(OfflineLists {
-        model: model.to_string(),
-        users: npy::read::<u32>(&dir.join("offline_users.npy"))?.1,
-        offsets: npy::read::<u64>(&dir.join("offline_offsets.npy"))?.1,
-        items: npy::read::<u32>(&dir.join("offline_items.npy"))?.1,
-        scores: npy::read::<f32>(&dir.join("offline_scores.npy"))?.1,
-    }))
-}
-
-/// The two_stage files: its period's events (for features), item attributes
-/// and the re-ranker as readable JSON trees.
-fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
-    let train = &t.context.train;
+/// The training events, by user: `events_user_offsets`, `events_items`,
+/// `events_timestamps`, `events_kinds`.
+fn save_events(train: &TrainSet, dir: &Path) -> Result<()> {
     let offsets: Vec<u64> = train.user_offsets.iter().map(|&o| o as u64).collect();
     npy::write(
-        &dir.join("two_stage_user_offsets.npy"),
+        &dir.join("events_user_offsets.npy"),
         &[offsets.len()],
         &offsets,
     )?;
     npy::write(
-        &dir.join("two_stage_items.npy"),
+        &dir.join("events_items.npy"),
         &[train.item.len()],
         &train.item,
     )?;
     npy::write(
-        &dir.join("two_stage_timestamps.npy"),
+        &dir.join("events_timestamps.npy"),
         &[train.timestamp_ms.len()],
         &train.timestamp_ms,
     )?;
     let kinds: Vec<u8> = train.kind.iter().map(|&k| k as u8).collect();
-    npy::write(&dir.join("two_stage_kinds.npy"), &[kinds.len()], &kinds)?;
-    // Item attributes as [category, parent, available] rows, -1 = unknown.
-    let mut attributes = Vec::with_capacity(t.context.items.len() * 3);
-    for info in t.context.items.iter() {
+    npy::write(&dir.join("events_kinds.npy"), &[kinds.len()], &kinds)
+}
+
+fn load_events(dir: &Path, users: &IdMap, items: &IdMap, cutoff_ms: i64) -> Result<TrainSet> {
+    let bad = |what: String| anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display());
+    let offsets: Vec<usize> = npy::read::<u64>(&dir.join("events_user_offsets.npy"))?
+        .1
+        .into_iter()
+        .map(|o| o as usize)
+        .collect();
+    let kinds = npy::read::<u8>(&dir.join("events_kinds.npy"))?.1;
+    let kinds = kinds
+        .into_iter()
+        .map(|k| EventKind::from_index(k).ok_or_else(|| bad(format!("event kind {k}"))))
+        .collect::<Result<Vec<_>>>()?;
+    TrainSet::from_parts(
+        users.clone(),
+        items.clone(),
+        offsets,
+        npy::read::<u32>(&dir.join("events_items.npy"))?.1,
+        npy::read::<i64>(&dir.join("events_timestamps.npy"))?.1,
+        kinds,
+        cutoff_ms,
+    )
+    .map_err(|e| bad(format!("training events: {e}")))
+}
+
+/// Item attributes as `[category, parent, available]` rows, -1 = unknown.
+fn save_item_info(items: &[ItemInfo], dir: &Path) -> Result<()> {
+    let mut attributes = Vec::with_capacity(items.len() * 3);
+    for info in items {
         attributes.push(info.category.unwrap_or(-1));
         attributes.push(info.parent.unwrap_or(-1));
         attributes.push(info.available.map_or(-1, i64::from));
     }
     npy::write(
-        &dir.join("two_stage_item_attributes.npy"),
-        &[t.context.items.len(), 3],
+        &dir.join("item_attributes.npy"),
+        &[items.len(), 3],
         &attributes,
-    )?;
+    )
+}
+
+fn load_item_info(dir: &Path, n_items: usize) -> Result<Vec<ItemInfo>> {
+    let (shape, attributes) = npy::read::<i64>(&dir.join("item_attributes.npy"))?;
+    if shape != [n_items, 3] {
+        bail!(
+            "bundle {} is inconsistent: item attributes do not match the items",
+            dir.display()
+        );
+    }
+    let known = |v: i64| (v >= 0).then_some(v);
+    Ok(attributes
+        .chunks_exact(3)
+        .map(|a| ItemInfo {
+            category: known(a[0]),
+            parent: known(a[1]),
+            available: known(a[2]).map(|v| v == 1),
+        })
+        .collect())
+}
+
+/// The two_stage files: the re-ranker as readable JSON trees and its importance.
+fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
     write_bytes_atomically(&dir.join(RERANKER), t.booster.to_json().as_bytes())?;
     let importance =
         serde_json::to_vec_pretty(&t.importance_json()).context("serialising importance")?;
@@ -353,41 +381,6 @@ fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
 
 fn load_two_stage(bundle: &Bundle, dir: &Path) -> Result<TwoStage> {
     let bad = |what: String| anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display());
-    let read_u64 = |name: &str| npy::read::<u64>(&dir.join(name)).map(|r| r.1);
-    let offsets: Vec<usize> = read_u64("two_stage_user_offsets.npy")?
-        .into_iter()
-        .map(|o| o as usize)
-        .collect();
-    let kinds = npy::read::<u8>(&dir.join("two_stage_kinds.npy"))?.1;
-    let kinds = kinds
-        .into_iter()
-        .map(|k| EventKind::from_index(k).ok_or_else(|| bad(format!("event kind {k}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let train = TrainSet::from_parts(
-        bundle.users.clone(),
-        bundle.items.clone(),
-        offsets,
-        npy::read::<u32>(&dir.join("two_stage_items.npy"))?.1,
-        npy::read::<i64>(&dir.join("two_stage_timestamps.npy"))?.1,
-        kinds,
-        bundle.manifest.cutoff_ms,
-    )
-    .map_err(|e| bad(format!("two_stage events: {e}")))?;
-    let (shape, attributes) = npy::read::<i64>(&dir.join("two_stage_item_attributes.npy"))?;
-    if shape != [bundle.items.len(), 3] {
-        return Err(bad(
-            "two_stage item attributes do not match the items".into()
-        ));
-    }
-    let known = |v: i64| (v >= 0).then_some(v);
-    let items: Vec<ItemInfo> = attributes
-        .chunks_exact(3)
-        .map(|a| ItemInfo {
-            category: known(a[0]),
-            parent: known(a[1]),
-            available: known(a[2]).map(|v| v == 1),
-        })
-        .collect();
     let path = dir.join(RERANKER);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -413,8 +406,8 @@ fn load_two_stage(bundle: &Bundle, dir: &Path) -> Result<TwoStage> {
         config,
         booster,
         (popular, history, als),
-        Arc::new(train),
-        items,
+        bundle.train.clone(),
+        bundle.item_info.clone(),
     ))
 }
 
@@ -459,8 +452,7 @@ pub fn fingerprint(words: impl Iterator<Item = u64>) -> String {
 }
 
 /// A bundle trained once per test run on the repository's `data/` (popular,
-/// history, als; an offline list for every user), shared by the tests of every
-/// module that reads bundles.
+/// history, als), shared by the tests of every module that reads bundles.
 #[cfg(test)]
 pub(crate) fn test_bundle() -> &'static Bundle {
     static BUNDLE: std::sync::OnceLock<Bundle> = std::sync::OnceLock::new();
@@ -469,10 +461,9 @@ pub(crate) fn test_bundle() -> &'static Bundle {
         let mut config = Config::load(&root.join("config.toml")).unwrap();
         config.models.enabled = vec!["popular".into(), "history".into(), "als".into()];
         config.models.als.iterations = 3;
-        config.offline.active_days = 0;
         let cutoff = config.split.cutoff_rule().unwrap();
         let prepared =
-            crate::train::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
-        crate::train::fit(&config, &prepared).unwrap()
+            crate::training::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
+        crate::training::fit(&config, &prepared).unwrap()
     })
 }

@@ -9,8 +9,9 @@ use super::{bundle_dir, load_config, print_json};
 use crate::bundle::Bundle;
 use crate::data::time::{format_date, parse_date_ms};
 use crate::data::{Cutoff, Protocol};
-use crate::eval::evaluate_bundle;
-use crate::train::{data_fingerprint, prepare};
+use crate::engine::{Engine, EngineSettings};
+use crate::eval::evaluate_engine;
+use crate::training::{data_fingerprint, prepare};
 
 /// Arguments of `recsys evaluate`.
 #[derive(Debug, Args)]
@@ -79,7 +80,8 @@ pub(super) fn run(args: EvaluateArgs) -> Result<()> {
             trained.run_id
         );
     }
-    let report = evaluate_bundle(&bundle, &prepared.split, k, config.models.exclude_seen);
+    let engine = Engine::from_bundle(bundle, &dir, &EngineSettings::from_config(&config))?;
+    let report = evaluate_engine(&engine, &prepared.split, k);
     if report.users == 0 {
         bail!(
             "no user in the test window from {} has relevant items under the {protocol} protocol; nothing to evaluate",

@@ -13,9 +13,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::{bundle_dir, load_config, report_cleaning};
-use crate::bundle::export::{export_bundle, export_events, ExportOptions};
-use crate::bundle::Bundle;
 use crate::data::load_events;
+use crate::engine::export::{export_events, export_tables, ExportOptions, ExportUsers};
+use crate::engine::{Engine, EngineSettings};
 
 /// Arguments of `recsys export`.
 #[derive(Debug, Args)]
@@ -35,9 +35,16 @@ pub struct ExportArgs {
     /// Similar items per item in `similar_items` (computed for every item).
     #[arg(long, default_value_t = 10)]
     pub similar_k: usize,
+    /// `recommendations` for the shoppers with an event in the last this many
+    /// days of training (0: every shopper).
+    #[arg(long, default_value_t = 7)]
+    pub active_days: u32,
+    /// `recommendations` for the shopper ids in this file instead (one per line).
+    #[arg(long, conflicts_with = "active_days")]
+    pub users: Option<PathBuf>,
     /// Instead of a bundle's tables: validate this event file (CSV or Parquet)
     /// as `train` loads it and write it as OUT/events.parquet.
-    #[arg(long, conflicts_with_all = ["bundle", "k", "similar_k"])]
+    #[arg(long, conflicts_with_all = ["bundle", "k", "similar_k", "users", "active_days"])]
     pub events: Option<PathBuf>,
 }
 
@@ -56,15 +63,23 @@ pub(super) fn run(args: ExportArgs) -> Result<()> {
         );
         return Ok(());
     }
+    let users = match &args.users {
+        Some(path) => ExportUsers::Listed(read_user_ids(path)?),
+        None => ExportUsers::ActiveDays(args.active_days),
+    };
     let options = ExportOptions {
         k: args.k,
         similar_k: args.similar_k,
+        users,
     };
     if options.k == 0 || options.similar_k == 0 {
         anyhow::bail!("--k and --similar-k must be at least 1");
     }
-    let bundle = Bundle::load(&bundle_dir(args.bundle, &config)?)?;
-    let summary = export_bundle(&bundle, &args.out, &options)?;
+    let engine = Engine::load(
+        &bundle_dir(args.bundle, &config)?,
+        &EngineSettings::from_config(&config),
+    )?;
+    let summary = export_tables(&engine, &args.out, &options)?;
     for skipped in &summary.skipped {
         eprintln!("note: {} not written: {}", skipped.table, skipped.reason);
     }
@@ -74,8 +89,27 @@ pub(super) fn run(args: ExportArgs) -> Result<()> {
             written.path.display(),
             written.rows,
             written.table,
-            bundle.manifest.run_id
+            engine.version
         );
     }
     Ok(())
+}
+
+/// Shopper ids, one per line (blank lines and `#` comments skipped).
+fn read_user_ids(path: &std::path::Path) -> Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading shopper ids from {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
+        .map(|(n, line)| {
+            line.parse().with_context(|| {
+                format!(
+                    "{}: line {n}: `{line}` is not an integer shopper id",
+                    path.display()
+                )
+            })
+        })
+        .collect()
 }

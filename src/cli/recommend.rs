@@ -1,18 +1,22 @@
-//! `recsys recommend`: one user's recommendations, or an item's similar items, as JSON.
+//! `recsys recommend`: one shopper's recommendations, or an item's similar items, as JSON.
 //!
-//! Users and items are raw shop ids. Someone the bundle does not know gets the
-//! popular list, and the answer says so (`"fallback": "popular"`): an unknown
-//! shopper is normal traffic, not an error.
+//! A shopper's answer comes from the same function the service answers
+//! `GET /recommendations` with ([`Engine::answer`]), so the same shopper with
+//! the same events gets the same list from both. `--events FILE` passes the
+//! events a shopper made since training (an event file in the usual format;
+//! the rows of `--user-id` are read). Ids are raw shop ids; a shopper nothing
+//! is known about gets popular items, and the answer says so (`"model":
+//! "popular"`).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{bundle_dir, load_config, print_json};
-use crate::bundle::Bundle;
-use crate::models::{exclude_seen, Recommender, Scored};
+use crate::data::load_events;
+use crate::engine::{Engine, EngineSettings, Request, ShopperEvent};
 
 /// Arguments of `recsys recommend`.
 #[derive(Debug, Args)]
@@ -30,9 +34,19 @@ pub struct RecommendArgs {
     /// How many items.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    /// Model to ask (default: two_stage, else als, if the bundle has it).
+    /// Model to ask (default: `[serve] model`, else two_stage, else als).
     #[arg(long)]
     pub model: Option<String>,
+    /// The shopper's events since training: an event file (CSV or Parquet,
+    /// the columns of the training data) whose rows of --user-id are read.
+    #[arg(long, requires = "user_id")]
+    pub events: Option<PathBuf>,
+    /// Item ids not to recommend, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub exclude: Vec<i64>,
+    /// Only items of this category.
+    #[arg(long, allow_negative_numbers = true)]
+    pub category: Option<i64>,
     /// A bundle, or a directory of bundles (its newest).
     #[arg(long)]
     pub bundle: Option<PathBuf>,
@@ -43,111 +57,77 @@ pub(super) fn run(args: RecommendArgs) -> Result<()> {
         bail!("--k must be at least 1");
     }
     let config = load_config(&args.config)?;
-    let bundle = Bundle::load(&bundle_dir(args.bundle, &config)?)?;
+    if args.exclude.len() > config.rules.max_exclude {
+        bail!(
+            "--exclude lists {} items; at most {} ([rules] max_exclude)",
+            args.exclude.len(),
+            config.rules.max_exclude
+        );
+    }
+    let engine = Engine::load(
+        &bundle_dir(args.bundle, &config)?,
+        &EngineSettings::from_config(&config),
+    )?;
     let answer = match (args.user_id, args.item_id) {
-        (Some(user), _) => for_user(
-            &bundle,
-            user,
-            args.k,
-            args.model.as_deref(),
-            config.models.exclude_seen,
-        )?,
-        (None, Some(item)) => similar(&bundle, item, args.k)?,
+        (Some(user_id), _) => {
+            let events = match &args.events {
+                Some(path) => shopper_events(path, user_id, config.data.bad_rows)?,
+                None => Vec::new(),
+            };
+            let request = Request {
+                user_id,
+                events: &events,
+                k: args.k,
+                exclude: &args.exclude,
+                category: args.category,
+                model: args.model.as_deref(),
+            };
+            serde_json::to_value(engine.answer(&request)?).context("serialising the answer")?
+        }
+        (None, Some(item_id)) => similar(&engine, item_id, args.k)?,
         (None, None) => unreachable!("clap requires one of them"),
     };
     print_json(&answer)
 }
 
-fn items_json(bundle: &Bundle, list: &[Scored], source: &str) -> Vec<Value> {
-    list.iter()
-        .map(|&(item, score)| json!({"item_id": bundle.items.raw(item), "score": score, "source": source}))
-        .collect()
-}
-
-fn popular_fill(bundle: &Bundle, taken: &[Scored], k: usize) -> Vec<Scored> {
-    let Some(popular) = &bundle.popular else {
-        return Vec::new();
-    };
-    popular
-        .recommend(None, k + taken.len())
-        .into_iter()
-        .filter(|p| !taken.iter().any(|t| t.0 == p.0))
-        .take(k.saturating_sub(taken.len()))
-        .collect()
-}
-
-fn for_user(
-    bundle: &Bundle,
+/// The events of `user_id` in the event file at `path`.
+fn shopper_events(
+    path: &std::path::Path,
     user_id: i64,
-    k: usize,
-    model: Option<&str>,
-    skip_seen: bool,
-) -> Result<Value> {
-    let names: Vec<&str> = bundle.models().iter().map(|m| m.name()).collect();
-    let name = match model {
-        Some(name) => name,
-        None if names.contains(&"two_stage") => "two_stage",
-        None if names.contains(&"als") => "als",
-        None => names.first().copied().unwrap_or("popular"),
-    };
-    let Some(model) = bundle.model(name) else {
-        bail!(
-            "the bundle has no model `{name}` (it has: {})",
-            names.join(", ")
-        );
-    };
-    let user = bundle.users.get(user_id);
-    let mut list = match user {
-        Some(u) if skip_seen => {
-            // The user's history list holds the items they interacted with.
-            let mut seen: Vec<u32> = bundle
-                .history
-                .as_ref()
-                .map(|h| {
-                    h.recommend(Some(u), usize::MAX)
-                        .into_iter()
-                        .map(|s| s.0)
-                        .collect()
-                })
-                .unwrap_or_default();
-            seen.sort_unstable();
-            exclude_seen(model.recommend(Some(u), k + seen.len()), &seen, k)
-        }
-        _ => model.recommend(user, k),
-    };
-    list.truncate(k);
-    let fill = popular_fill(bundle, &list, k);
-    let mut items = items_json(bundle, &list, name);
-    items.extend(items_json(bundle, &fill, "popular"));
-    let mut answer = json!({
-        "user_id": user_id,
-        "model": name,
-        "model_version": bundle.manifest.run_id,
-        "known_user": user.is_some(),
-        "recommendations": items,
-    });
-    if user.is_none() {
-        answer["fallback"] = json!("popular");
-        answer["note"] = json!(format!(
-            "user {user_id} is unknown to the model; showing popular items"
-        ));
-    }
-    Ok(answer)
+    bad_rows: crate::data::BadRows,
+) -> Result<Vec<ShopperEvent>> {
+    let loaded = load_events(path, bad_rows)
+        .with_context(|| format!("loading the shopper's events from {}", path.display()))?;
+    let log = &loaded.log;
+    Ok((0..log.len())
+        .filter(|&i| log.visitor[i] == user_id)
+        .map(|i| ShopperEvent {
+            item_id: log.item[i],
+            kind: log.kind[i],
+            timestamp_ms: log.timestamp_ms[i],
+        })
+        .collect())
 }
 
-fn similar(bundle: &Bundle, item_id: i64, k: usize) -> Result<Value> {
-    let Some(als) = &bundle.als else {
+fn similar(engine: &Engine, item_id: i64, k: usize) -> Result<serde_json::Value> {
+    if !engine.has_similar() {
         bail!("similar items need the `als` model, which this bundle does not have; enable it in [models] and retrain");
+    }
+    let list = |items: Vec<(i64, f32)>, source: &str| -> Vec<serde_json::Value> {
+        items
+            .into_iter()
+            .map(|(item_id, score)| json!({"item_id": item_id, "score": score, "source": source}))
+            .collect()
     };
     let mut answer = json!({
         "item_id": item_id,
         "model": "als",
-        "model_version": bundle.manifest.run_id,
+        "model_version": engine.version,
     });
-    match bundle.items.get(item_id) {
-        Some(item) => {
+    match engine.similar(item_id, k) {
+        Some(items) => {
             answer["known_item"] = json!(true);
-            answer["similar"] = json!(items_json(bundle, &als.similar_items(item, k), "als"));
+            answer["similar"] = json!(list(items, "als"));
         }
         None => {
             answer["known_item"] = json!(false);
@@ -155,7 +135,7 @@ fn similar(bundle: &Bundle, item_id: i64, k: usize) -> Result<Value> {
             answer["note"] = json!(format!(
                 "item {item_id} is unknown to the model; showing popular items"
             ));
-            answer["similar"] = json!(items_json(bundle, &popular_fill(bundle, &[], k), "popular"));
+            answer["similar"] = json!(list(engine.popular(k), "popular"));
         }
     }
     Ok(answer)

@@ -44,5 +44,6 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
     serve(ServeOptions {
         config: serve_config,
         bundle_root: bundle_dir_root(args.bundle, &config),
+        engine: crate::engine::EngineSettings::from_config(&config),
     })
 }

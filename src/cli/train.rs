@@ -13,16 +13,17 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::{load_config, report_cleaning};
-use crate::bundle::Bundle;
+use crate::bundle::Manifest;
+use crate::engine::{Engine, EngineSettings};
 use crate::config::Config;
 use crate::data::time::{format_date, format_ms};
 use crate::data::{Cutoff, Protocol};
-use crate::eval::{evaluate_bundle, Report};
+use crate::eval::{evaluate_engine, Report};
 use crate::tracking::{
     now_ms, record, LogBatch, Param, RunStatus, TrackingError, TrackingOverrides, TrackingSettings,
     TrainingRun,
 };
-use crate::train::{fit_with, prepare, FitOptions};
+use crate::training::{fit_with, prepare, FitOptions};
 
 /// Arguments of `recsys train`.
 #[derive(Debug, Args)]
@@ -61,7 +62,7 @@ pub struct TrainArgs {
 
 /// What one training produced, for printing and tracking.
 struct Trained {
-    bundle: Bundle,
+    manifest: Manifest,
     dir: PathBuf,
     report: Option<Report>,
     /// Wall-clock time of each stage.
@@ -133,7 +134,7 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
         }
     };
     let version = record_run(&mut run, &trained, args.register.as_deref());
-    match run.finish(RunStatus::Finished, Some(&trained.bundle.manifest.run_id)) {
+    match run.finish(RunStatus::Finished, Some(&trained.manifest.run_id)) {
         Ok(tracked) => {
             eprintln!(
                 "recorded as MLflow run {} ({})",
@@ -168,7 +169,7 @@ fn tracking_failed(uri: &str, failure: &TrackingError, bundle: Option<&Path>) ->
 /// `register`; returns the registered version.
 fn record_run(run: &mut TrainingRun, trained: &Trained, register: Option<&str>) -> Option<String> {
     let now = now_ms();
-    let manifest = &trained.bundle.manifest;
+    let manifest = &trained.manifest;
     let mut batch = LogBatch {
         params: vec![Param::new("train.cutoff", format_date(manifest.cutoff_ms))],
         metrics: record::training_metrics(manifest, now),
@@ -268,10 +269,12 @@ fn train(
         }
     }
     println!("bundle {}", dir.display());
+    let manifest = bundle.manifest.clone();
     let mut timings = vec![("load", load_time), ("fit", fit_time)];
     let report = if args.evaluate {
         let eval_started = Instant::now();
-        let report = evaluate_bundle(&bundle, &prepared.split, k, config.models.exclude_seen);
+        let engine = Engine::from_bundle(bundle, &dir, &EngineSettings::from_config(config))?;
+        let report = evaluate_engine(&engine, &prepared.split, k);
         let eval_time = eval_started.elapsed();
         timings.push(("evaluate", eval_time));
         eprintln!("evaluated in {:.1}s", eval_time.as_secs_f64());
@@ -282,7 +285,7 @@ fn train(
     };
     timings.push(("total", started.elapsed()));
     Ok(Trained {
-        bundle,
+        manifest,
         dir,
         report,
         timings,

@@ -1,80 +1,26 @@
 //! Offline evaluation: how well each model predicts the test window.
 //!
 //! [`ground_truth`] turns the test events into each user's relevant items under
-//! the split's [`Protocol`]; [`evaluate`] asks every model for its top k per user
-//! and averages the [`metrics`] overall and per segment — *warm* users (seen in
-//! training) and *cold* ones (first seen in the test window), because a model that
-//! only serves warm users should not look good by hiding the cold ones.
+//! the split's [`Protocol`]; [`evaluate`] asks the live [`Engine`] for every
+//! model's answer to every test user — the same answer `recommend` and the
+//! service give: the business rules applied, popular items filling to k — and
+//! averages the [`metrics`] overall and per segment: *warm* users (seen in
+//! training) and *cold* ones (first seen in the test window), because a model
+//! that only serves warm users should not look good by hiding the cold ones.
 
 pub mod metrics;
 pub mod report;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
-use rayon::prelude::*;
-
-use crate::bundle::Bundle;
-use crate::data::{EventKind, EventLog, IdMap, Protocol, Split};
-use crate::models::{exclude_seen, Recommender};
+pub use crate::data::{ground_truth, TestUser};
+use crate::data::Split;
+use crate::engine::Engine;
+use crate::models::{Context, Filter, Recommender, Scored};
 use crate::rank::candidates::{N_SOURCES, SOURCES};
 use crate::rank::TwoStage;
 use metrics::{user_metrics, MetricSums, Metrics};
 pub use report::Report;
-
-/// One test user and what they found relevant.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestUser {
-    /// Raw `visitorid`.
-    pub visitor: i64,
-    /// Dense training index, `None` for a cold user.
-    pub user: Option<u32>,
-    /// Relevant items known to training (dense, sorted ascending).
-    pub relevant: Vec<u32>,
-    /// All relevant items, including those no model could know.
-    pub n_relevant: usize,
-}
-
-/// The users to evaluate and their relevant items, in visitor order; `users`
-/// and `items` are the id maps of the models being evaluated.
-pub fn ground_truth(
-    test: &EventLog,
-    users: &IdMap,
-    items: &IdMap,
-    protocol: Protocol,
-) -> Vec<TestUser> {
-    let mut by_visitor: BTreeMap<i64, HashSet<i64>> = BTreeMap::new();
-    for i in 0..test.len() {
-        let counts = match protocol {
-            Protocol::Strict => test.kind[i] == EventKind::AddToCart,
-            Protocol::Reference => {
-                test.kind[i] != EventKind::Transaction && items.get(test.item[i]).is_some()
-            }
-        };
-        if counts {
-            by_visitor
-                .entry(test.visitor[i])
-                .or_default()
-                .insert(test.item[i]);
-        }
-    }
-    by_visitor
-        .into_iter()
-        .filter_map(|(visitor, found)| {
-            let user = users.get(visitor);
-            if protocol == Protocol::Reference && user.is_none() {
-                return None;
-            }
-            let mut relevant: Vec<u32> = found.iter().filter_map(|&i| items.get(i)).collect();
-            relevant.sort_unstable();
-            Some(TestUser {
-                visitor,
-                user,
-                relevant,
-                n_relevant: found.len(),
-            })
-        })
-        .collect()
-}
 
 /// Metrics of one model, overall and per segment.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,75 +35,66 @@ pub struct ModelResult {
     pub cold: Metrics,
 }
 
-/// Each test user's training items (dense, sorted), for `exclude_seen`.
-pub fn seen_items(
-    train: &EventLog,
-    users: &IdMap,
-    items: &IdMap,
-    test_users: &[TestUser],
-) -> HashMap<u32, Vec<u32>> {
-    let wanted: HashSet<u32> = test_users.iter().filter_map(|u| u.user).collect();
-    let mut seen: HashMap<u32, Vec<u32>> = HashMap::new();
-    for i in 0..train.len() {
-        if let (Some(u), Some(item)) = (users.get(train.visitor[i]), items.get(train.item[i])) {
-            if wanted.contains(&u) {
-                seen.entry(u).or_default().push(item);
-            }
+/// Metrics of `name`'s `lists` (one per user of `users`, at most `k` items
+/// each), for a catalogue of `n_items` items.
+pub fn score_lists(
+    name: &str,
+    users: &[TestUser],
+    lists: &[Vec<Scored>],
+    k: usize,
+    n_items: usize,
+) -> ModelResult {
+    let mut sums = [
+        MetricSums::default(),
+        MetricSums::default(),
+        MetricSums::default(),
+    ];
+    let mut shown: [HashSet<u32>; 3] = Default::default();
+    for (user, list) in users.iter().zip(lists) {
+        let items: Vec<u32> = list.iter().take(k).map(|r| r.0).collect();
+        let m = user_metrics(&items, &user.relevant, user.n_relevant, k);
+        let segment = if user.user.is_some() { 1 } else { 2 };
+        for s in [0, segment] {
+            sums[s].add(&m);
+            shown[s].extend(items.iter().copied());
         }
     }
-    seen.par_iter_mut().for_each(|(_, v)| {
-        v.sort_unstable();
-        v.dedup();
-    });
-    seen
+    let catalog = n_items.max(1) as f64;
+    let mean = |s: usize| sums[s].mean(shown[s].len() as f64 / catalog);
+    ModelResult {
+        name: name.to_string(),
+        all: mean(0),
+        warm: mean(1),
+        cold: mean(2),
+    }
 }
 
-/// Evaluate `models` at `k` on `users`, for a catalogue of `n_items` items.
-/// With `seen` (see [`seen_items`]), those items are removed from each user's
-/// list before scoring.
+/// The test users' contexts (their training history, nothing new) and filters.
+fn contexts<'a>(engine: &'a Engine, users: &[TestUser]) -> (Vec<Context<'a>>, Vec<Filter>) {
+    let train = &engine.bundle().train;
+    let ctxs: Vec<Context> = users
+        .iter()
+        .map(|u| Context::new(train, u.user, &[]))
+        .collect();
+    let filters = ctxs.iter().map(|c| engine.filter(c, &[], None)).collect();
+    (ctxs, filters)
+}
+
+/// Evaluate `models` at `k` on `users`: each model's answers as `engine`
+/// gives them, item for item.
 pub fn evaluate(
+    engine: &Engine,
     models: &[&dyn Recommender],
     users: &[TestUser],
     k: usize,
-    n_items: usize,
-    seen: Option<&HashMap<u32, Vec<u32>>>,
 ) -> Vec<ModelResult> {
-    let queries: Vec<Option<u32>> = users.iter().map(|u| u.user).collect();
-    let empty = HashMap::new();
-    let seen = seen.unwrap_or(&empty);
-    // Ask for enough that k remain after removing the longest seen list.
-    let ask = k + seen.values().map(Vec::len).max().unwrap_or(0);
+    let (ctxs, filters) = contexts(engine, users);
+    let n_items = engine.bundle().items.len();
     models
         .iter()
         .map(|model| {
-            let lists = model.recommend_batch(&queries, ask);
-            let mut sums = [
-                MetricSums::default(),
-                MetricSums::default(),
-                MetricSums::default(),
-            ];
-            let mut shown: [HashSet<u32>; 3] = Default::default();
-            for (user, list) in users.iter().zip(lists) {
-                let list = match user.user.and_then(|u| seen.get(&u)) {
-                    Some(seen) => exclude_seen(list, seen, k),
-                    None => list.into_iter().take(k).collect(),
-                };
-                let items: Vec<u32> = list.iter().map(|r| r.0).collect();
-                let m = user_metrics(&items, &user.relevant, user.n_relevant, k);
-                let segment = if user.user.is_some() { 1 } else { 2 };
-                for s in [0, segment] {
-                    sums[s].add(&m);
-                    shown[s].extend(items.iter().copied());
-                }
-            }
-            let catalog = n_items.max(1) as f64;
-            let mean = |s: usize| sums[s].mean(shown[s].len() as f64 / catalog);
-            ModelResult {
-                name: model.name().to_string(),
-                all: mean(0),
-                warm: mean(1),
-                cold: mean(2),
-            }
+            let lists = engine.answer_batch(*model, &ctxs, &filters, k);
+            score_lists(model.name(), users, &lists, k, n_items)
         })
         .collect()
 }
@@ -175,12 +112,12 @@ pub struct CandidateRecall {
 
 /// Recall of `model`'s candidates (each source and the union) on `users`,
 /// averaged like recall@k: relevant items reached over all relevant items.
-pub fn candidate_recall(model: &TwoStage, users: &[TestUser]) -> CandidateRecall {
+pub fn candidate_recall(engine: &Engine, model: &TwoStage, users: &[TestUser]) -> CandidateRecall {
     let mut per_source = [0.0f64; N_SOURCES];
     let (mut union, mut size) = (0.0f64, 0.0f64);
     for chunk in users.chunks(4096) {
-        let queries: Vec<Option<u32>> = chunk.iter().map(|u| u.user).collect();
-        let c = model.candidates(&queries);
+        let (ctxs, filters) = contexts(engine, chunk);
+        let c = model.candidates(&ctxs, &filters);
         for (q, user) in chunk.iter().enumerate() {
             let n = user.n_relevant.max(1) as f64;
             let rows = c.rows(q);
@@ -215,28 +152,16 @@ pub fn candidate_recall(model: &TwoStage, users: &[TestUser]) -> CandidateRecall
     }
 }
 
-/// Evaluate every model of `bundle` on the test window of `split` at `k`.
-pub fn evaluate_bundle(
-    bundle: &Bundle,
-    split: &Split,
-    k: usize,
-    exclude_seen_items: bool,
-) -> Report {
+/// Evaluate every model of `engine`'s bundle on the test window of `split` at `k`.
+pub fn evaluate_engine(engine: &Engine, split: &Split, k: usize) -> Report {
+    let bundle = engine.bundle();
     let users = ground_truth(&split.test, &bundle.users, &bundle.items, split.protocol);
-    let seen =
-        exclude_seen_items.then(|| seen_items(&split.train, &bundle.users, &bundle.items, &users));
-    let results = evaluate(
-        &bundle.models(),
-        &users,
-        k,
-        bundle.items.len(),
-        seen.as_ref(),
-    );
+    let results = evaluate(engine, &bundle.models(), &users, k);
     let warm_users = users.iter().filter(|u| u.user.is_some()).count();
     let candidates = bundle
         .two_stage
         .as_ref()
-        .map(|m| candidate_recall(m, &users));
+        .map(|m| candidate_recall(engine, m, &users));
     Report {
         k,
         protocol: split.protocol,
@@ -253,19 +178,9 @@ pub fn evaluate_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::Scored;
+    use crate::data::{EventKind, EventLog, Protocol};
 
-    struct Fixed(Vec<Scored>);
-    impl Recommender for Fixed {
-        fn name(&self) -> &'static str {
-            "fixed"
-        }
-        fn recommend(&self, _user: Option<u32>, n: usize) -> Vec<Scored> {
-            self.0.iter().take(n).copied().collect()
-        }
-    }
-
-    fn data() -> (crate::data::TrainSet, EventLog, EventLog) {
+    fn data() -> (crate::data::TrainSet, EventLog) {
         use crate::data::TrainSet;
         let mut train = EventLog::default();
         train.push(1, 1, EventKind::View, 100);
@@ -279,12 +194,12 @@ mod tests {
         test.push(13, 3, EventKind::AddToCart, 555); // item unknown to training
         test.push(14, 2, EventKind::Transaction, 102);
         test.sort_dedup();
-        (TrainSet::new(&train, 5), test, train)
+        (TrainSet::new(&train, 5), test)
     }
 
     #[test]
     fn strict_counts_carts_of_warm_and_cold_users_including_unknown_items() {
-        let (train, test, _) = data();
+        let (train, test) = data();
         let gt = ground_truth(&test, &train.users, &train.items, Protocol::Strict);
         assert_eq!(gt.len(), 2);
         assert_eq!(gt[0].visitor, 1);
@@ -297,7 +212,7 @@ mod tests {
 
     #[test]
     fn reference_counts_any_event_on_known_items_for_warm_users() {
-        let (train, test, _) = data();
+        let (train, test) = data();
         let gt = ground_truth(&test, &train.users, &train.items, Protocol::Reference);
         assert_eq!(
             gt.len(),
@@ -308,20 +223,21 @@ mod tests {
     }
 
     #[test]
-    fn segments_and_seen_filtering() {
-        let (train, test, log) = data();
+    fn segments_and_coverage() {
+        let (train, test) = data();
         let gt = ground_truth(&test, &train.users, &train.items, Protocol::Strict);
         let i = |raw| train.items.get(raw).unwrap();
-        let model = Fixed(vec![(i(101), 3.0), (i(100), 2.0), (i(102), 1.0)]);
-        let res = &evaluate(&[&model], &gt, 1, train.items.len(), None)[0];
+        let list = vec![(i(101), 3.0), (i(100), 2.0), (i(102), 1.0)];
+        let lists = vec![list.clone(); gt.len()];
+        let res = score_lists("fixed", &gt, &lists, 1, train.items.len());
         assert_eq!(res.warm.precision, 1.0);
         assert_eq!(res.cold.precision, 0.0);
         assert_eq!(res.all.precision, 0.5);
         assert!((res.all.coverage - 1.0 / 3.0).abs() < 1e-12);
-        // User 1 saw 100 and 101 in training: excluding them leaves 102, a miss.
-        let seen = seen_items(&log, &train.users, &train.items, &gt);
-        let res = &evaluate(&[&model], &gt, 1, train.items.len(), Some(&seen))[0];
+        // Without 101 the warm user misses at k = 1.
+        let lists = vec![list[1..].to_vec(); gt.len()];
+        let res = score_lists("fixed", &gt, &lists, 1, train.items.len());
         assert_eq!(res.warm.precision, 0.0);
-        assert_eq!(res.cold.recall, 0.0);
+        assert_eq!(res.cold.recall, 0.5);
     }
 }

@@ -38,8 +38,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
-use super::factors::{axpy_kernel, dot_kernel, Factors};
-use super::{Recommender, Scored};
+use super::factors::{axpy_kernel, dot, dot_kernel, Factors};
+use super::ivf::IvfIndex;
+use super::{Context, Filter, Recommender, Scored};
+use crate::data::matrix::sum_by_item;
 use crate::data::EventWeights;
 use crate::rng::Rng;
 
@@ -98,7 +100,12 @@ pub struct Als {
     pub user_factors: Factors,
     /// Item factors, `items × factors`.
     pub item_factors: Factors,
+    /// Settings it was trained with: folding a shopper in weighs their events alike.
+    pub config: AlsConfig,
     unit_items: OnceLock<Factors>,
+    /// `YᵀY + λI` in f64, the part of every fold-in system shared by all shoppers.
+    base: OnceLock<Vec<f64>>,
+    index: OnceLock<AlsIndex>,
 }
 
 impl PartialEq for Als {
@@ -107,13 +114,35 @@ impl PartialEq for Als {
     }
 }
 
+/// Approximate search over the item factors, for answering one shopper at a
+/// time without a pass over the whole catalogue.
+#[derive(Debug)]
+pub struct AlsIndex {
+    /// Maximum inner product: the items augmented to equal length (see [`Als::build_index`]).
+    mips: IvfIndex,
+    /// The longest item vector, `M`.
+    max_norm: f32,
+    /// Cosine similarity between items.
+    cosine: IvfIndex,
+    /// Each item's nearest neighbours, computed once when first asked for.
+    neighbours: Vec<OnceLock<Box<[Scored]>>>,
+}
+
+/// Neighbours cached per item by the index: the `similar` candidates of two_stage
+/// and the service's `/similar` ask for at most this many.
+pub const CACHED_NEIGHBOURS: usize = 50;
+
 impl Als {
-    /// A model from factor tables (e.g. read back from a bundle).
-    pub fn from_factors(user_factors: Factors, item_factors: Factors) -> Als {
+    /// A model from factor tables (e.g. read back from a bundle) and the
+    /// settings they were trained with.
+    pub fn from_factors(user_factors: Factors, item_factors: Factors, config: AlsConfig) -> Als {
         Als {
             user_factors,
             item_factors,
+            config,
             unit_items: OnceLock::new(),
+            base: OnceLock::new(),
+            index: OnceLock::new(),
         }
     }
 
@@ -133,7 +162,139 @@ impl Als {
         Ok(trainer.into_model())
     }
 
-    /// The `n` items most similar to `item` by cosine of their factors, itself excluded.
+    /// Build the search indexes (once; later calls return the same) so that
+    /// single shoppers and similar items are answered from them instead of
+    /// exact passes over the catalogue.
+    ///
+    /// Maximum inner product search is reduced to cosine search by augmenting
+    /// every item with one coordinate (Bachrach et al. 2014):
+    ///
+    /// ```text
+    /// y' = [y, √(M² − |y|²)],  q' = [q, 0]   ⇒   q'·y' = q·y  and  |y'| = M for every item
+    /// ```
+    ///
+    /// so the items nearest `q'` by cosine are the items of largest `q·y`.
+    pub fn build_index(&self) -> &AlsIndex {
+        self.index.get_or_init(|| {
+            let items = &self.item_factors;
+            let f = items.dim;
+            let norms: Vec<f32> = (0..items.rows)
+                .map(|i| dot(items.row(i), items.row(i)).sqrt())
+                .collect();
+            let max_norm = norms.iter().copied().fold(0.0f32, f32::max);
+            let mut augmented = Factors::zeros(items.rows, f + 1);
+            for (i, row) in augmented.data.chunks_exact_mut(f + 1).enumerate() {
+                row[..f].copy_from_slice(items.row(i));
+                row[f] = (max_norm * max_norm - norms[i] * norms[i]).max(0.0).sqrt();
+            }
+            let mut mips = IvfIndex::build(&augmented, 43);
+            // A shopper's top 50 spreads over more clusters than an item's
+            // top 10: probe twice as many as the cosine index.
+            mips.set_probes(mips.probes() * 2);
+            AlsIndex {
+                mips,
+                max_norm,
+                cosine: IvfIndex::build(items, 42),
+                neighbours: (0..items.rows).map(|_| OnceLock::new()).collect(),
+            }
+        })
+    }
+
+    /// The indexes, if [`Als::build_index`] has built them.
+    pub fn index(&self) -> Option<&AlsIndex> {
+        self.index.get()
+    }
+
+    /// The shopper's factor vector: their trained row when nothing happened
+    /// since training, else folded in from all their events; `None` when there
+    /// is nothing to go on.
+    pub fn user_vector(&self, ctx: &Context) -> Option<Vec<f32>> {
+        match ctx.user {
+            Some(u) if !ctx.has_new() && (u as usize) < self.user_factors.rows => {
+                Some(self.user_factors.row(u as usize).to_vec())
+            }
+            _ if ctx.is_empty() => None,
+            _ => {
+                let weights = &self.config.weights;
+                let cells = sum_by_item(
+                    ctx.events()
+                        .filter(|e| (e.item as usize) < self.item_factors.rows)
+                        .map(|e| (e.item, weights.of(e.kind)))
+                        .collect(),
+                );
+                (!cells.is_empty()).then(|| self.fold_in(&cells))
+            }
+        }
+    }
+
+    /// The factor vector of a shopper with interactions `cells` (item, summed
+    /// weight), solved exactly against the trained item factors — the user half
+    /// of an ALS iteration for one row (implicit's `recalculate_user`):
+    ///
+    /// ```text
+    /// x = (YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ)⁻¹ Σ_i c_i y_i,   c_i = 1 + α w_i
+    /// ```
+    ///
+    /// `YᵀY + λI` is computed once per model; each call adds the shopper's
+    /// rank-one terms and solves by Cholesky in f64: `O(n f² + f³/6)`.
+    pub fn fold_in(&self, cells: &[(u32, f32)]) -> Vec<f32> {
+        let f = self.item_factors.dim;
+        let base = self.base.get_or_init(|| {
+            let gram = regularized_gram(&self.item_factors, self.config.regularization);
+            gram.into_iter().map(f64::from).collect()
+        });
+        let mut a = base.clone();
+        let mut b = vec![0.0f64; f];
+        let alpha = f64::from(self.config.alpha);
+        for &(item, w) in cells {
+            let y = self.item_factors.row(item as usize);
+            let c = 1.0 + alpha * f64::from(w);
+            for (bi, &yi) in b.iter_mut().zip(y) {
+                *bi += c * f64::from(yi);
+            }
+            let extra = c - 1.0;
+            if extra != 0.0 {
+                // Lower triangle only: Cholesky reads no more.
+                for r in 0..f {
+                    let yr = extra * f64::from(y[r]);
+                    let row = &mut a[r * f..r * f + r + 1];
+                    for (ac, &yc) in row.iter_mut().zip(&y[..=r]) {
+                        *ac += yr * f64::from(yc);
+                    }
+                }
+            }
+        }
+        cholesky_solve(&mut a, &mut b, f);
+        b.into_iter().map(|v| v as f32).collect()
+    }
+
+    /// The `n` items of largest `query · y`, allowed by `filter`: from the
+    /// index when built, else by an exact pass.
+    pub fn top_items(&self, query: &[f32], n: usize, filter: &Filter) -> Vec<Scored> {
+        match self.index() {
+            Some(index) => {
+                let mut q = query.to_vec();
+                q.push(0.0);
+                let scale = index.max_norm * dot(query, query).sqrt();
+                let mut found = index.mips.search_where(&q, n, |id| filter.allows(id));
+                found.iter_mut().for_each(|s| s.1 *= scale);
+                found
+            }
+            None => {
+                let q = Factors {
+                    rows: 1,
+                    dim: query.len(),
+                    data: query.to_vec(),
+                };
+                q.top_n_where(&self.item_factors, n, |_, item| filter.allows(item))
+                    .pop()
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The `n` items most similar to `item` by cosine of their factors, itself
+    /// excluded: from the index when built (cached per item), else exact.
     pub fn similar_items(&self, item: u32, n: usize) -> Vec<Scored> {
         self.similar_items_batch(&[item], n)
             .pop()
@@ -141,8 +302,33 @@ impl Als {
     }
 
     /// [`Als::similar_items`] for many items at once (one matrix product per
-    /// batch); an item unknown to the model gets an empty list.
+    /// batch without an index); an item unknown to the model gets an empty list.
     pub fn similar_items_batch(&self, items: &[u32], n: usize) -> Vec<Vec<Scored>> {
+        if let Some(index) = self.index() {
+            return items
+                .iter()
+                .map(|&item| {
+                    let Some(slot) = index.neighbours.get(item as usize) else {
+                        return Vec::new();
+                    };
+                    if n > CACHED_NEIGHBOURS {
+                        return index.cosine.similar_to_row(item, n);
+                    }
+                    let cached = slot.get_or_init(|| {
+                        index
+                            .cosine
+                            .similar_to_row(item, CACHED_NEIGHBOURS)
+                            .into_boxed_slice()
+                    });
+                    cached.iter().take(n).copied().collect()
+                })
+                .collect();
+        }
+        self.exact_similar_batch(items, n)
+    }
+
+    /// [`Als::similar_items_batch`] by an exact pass over every item, index or not.
+    pub fn exact_similar_batch(&self, items: &[u32], n: usize) -> Vec<Vec<Scored>> {
         let unit = self
             .unit_items
             .get_or_init(|| self.item_factors.normalized());
@@ -168,35 +354,117 @@ impl Als {
     }
 }
 
+impl AlsIndex {
+    /// Mean share of the exact top `n` by inner product that the index finds,
+    /// over up to `sample` users of `als` (the model it indexes).
+    pub fn mips_recall(&self, als: &Als, n: usize, sample: usize, seed: u64) -> f64 {
+        let users = &als.user_factors;
+        if users.rows == 0 || als.item_factors.rows == 0 {
+            return 1.0;
+        }
+        let picked = crate::rng::Rng::new(seed).sample_sorted(users.rows, sample.min(users.rows));
+        let exact = users.top_n_against(&picked, &als.item_factors, n);
+        let found: Vec<f64> = picked
+            .par_iter()
+            .zip(exact.par_iter())
+            .filter(|(_, truth)| !truth.is_empty())
+            .map(|(&u, truth)| {
+                let got = als.top_items(users.row(u), n, &Filter::none());
+                let hits = truth.iter().filter(|t| got.iter().any(|g| g.0 == t.0)).count();
+                hits as f64 / truth.len() as f64
+            })
+            .collect();
+        if found.is_empty() {
+            1.0
+        } else {
+            found.iter().sum::<f64>() / found.len() as f64
+        }
+    }
+
+    /// Mean share of the exact 10 nearest neighbours the cosine index finds, over up to `sample` items.
+    pub fn similar_recall(&self, als: &Als, sample: usize, seed: u64) -> f64 {
+        self.cosine
+            .recall_against_exact(&als.item_factors, 10, sample, seed)
+    }
+}
+
 impl Recommender for Als {
     fn name(&self) -> &'static str {
         "als"
     }
 
-    fn recommend(&self, user: Option<u32>, n: usize) -> Vec<Scored> {
-        self.recommend_batch(&[user], n).pop().unwrap_or_default()
+    fn recommend(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Scored> {
+        match self.user_vector(ctx) {
+            Some(x) => self.top_items(&x, n, filter),
+            None => Vec::new(),
+        }
     }
 
-    fn recommend_batch(&self, users: &[Option<u32>], n: usize) -> Vec<Vec<Scored>> {
-        let known: Vec<usize> = users
-            .iter()
-            .flatten()
-            .map(|&u| u as usize)
-            .filter(|&u| u < self.user_factors.rows)
-            .collect();
-        let mut lists = self
-            .user_factors
-            .top_n_against(&known, &self.item_factors, n)
+    fn recommend_batch(&self, ctxs: &[Context], n: usize, filters: &[Filter]) -> Vec<Vec<Scored>> {
+        assert_eq!(ctxs.len(), filters.len(), "one filter per context");
+        let vectors: Vec<Option<Vec<f32>>> = ctxs.par_iter().map(|c| self.user_vector(c)).collect();
+        if self.index().is_some() {
+            return vectors
+                .par_iter()
+                .zip(filters)
+                .map(|(x, filter)| x.as_ref().map_or_else(Vec::new, |x| self.top_items(x, n, filter)))
+                .collect();
+        }
+        // No index: one matrix product per batch of shoppers.
+        let f = self.item_factors.dim;
+        let asked: Vec<usize> = (0..ctxs.len()).filter(|&q| vectors[q].is_some()).collect();
+        let mut queries = Factors::zeros(asked.len(), f);
+        for (row, &q) in asked.iter().enumerate() {
+            queries.data[row * f..(row + 1) * f].copy_from_slice(vectors[q].as_deref().expect("asked"));
+        }
+        let mut lists = queries
+            .top_n_where(&self.item_factors, n, |row, item| filters[asked[row]].allows(item))
             .into_iter();
-        users
+        vectors
             .iter()
-            .map(|u| match u {
-                Some(u) if (*u as usize) < self.user_factors.rows => {
-                    lists.next().unwrap_or_default()
-                }
-                _ => Vec::new(),
+            .map(|x| match x {
+                Some(_) => lists.next().unwrap_or_default(),
+                None => Vec::new(),
             })
             .collect()
+    }
+}
+
+/// Solve `a x = b` in place (`b` becomes `x`) for a symmetric positive-definite
+/// `f × f` matrix of which only the lower triangle is read, by Cholesky
+/// factorisation `a = L Lᵀ` (overwriting that triangle with `L`).
+fn cholesky_solve(a: &mut [f64], b: &mut [f64], f: usize) {
+    for j in 0..f {
+        let mut d = a[j * f + j];
+        for k in 0..j {
+            d -= a[j * f + k] * a[j * f + k];
+        }
+        // λ > 0 keeps the system positive definite; guard λ = 0 on degenerate factors.
+        let d = d.max(1e-12).sqrt();
+        a[j * f + j] = d;
+        for i in j + 1..f {
+            let (row_i, row_j) = (i * f, j * f);
+            let mut s = a[row_i + j];
+            for k in 0..j {
+                s -= a[row_i + k] * a[row_j + k];
+            }
+            a[row_i + j] = s / d;
+        }
+    }
+    // L y = b, then Lᵀ x = y.
+    for i in 0..f {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * f + k] * b[k];
+        }
+        b[i] = s / a[i * f + i];
+    }
+    for i in (0..f).rev() {
+        let mut s = b[i];
+        for k in i + 1..f {
+            s -= a[k * f + i] * b[k];
+        }
+        b[i] = s / a[i * f + i];
     }
 }
 
@@ -308,7 +576,7 @@ impl AlsTrainer {
 
     /// Finish training.
     pub fn into_model(self) -> Als {
-        Als::from_factors(self.users, self.items)
+        Als::from_factors(self.users, self.items, self.config)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::topk::top_k_dense;
+use super::topk::{top_k, top_k_dense};
 use super::Scored;
 
 /// A row-major table of `rows` vectors of length `dim`.
@@ -117,6 +117,37 @@ impl Factors {
                     .map(|q| {
                         let row = &scores[q * other.rows..(q + 1) * other.rows];
                         top_k_dense(row, n)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// For every row `q` of `self` (the queries), the top `n` rows of `other`
+    /// by dot product among those `keep(q, row)` allows, in parallel batches.
+    pub fn top_n_where(
+        &self,
+        other: &Factors,
+        n: usize,
+        keep: impl Fn(usize, u32) -> bool + Sync,
+    ) -> Vec<Vec<Scored>> {
+        const BATCH: usize = 64;
+        let all: Vec<usize> = (0..self.rows).collect();
+        all.par_chunks(BATCH)
+            .flat_map_iter(|chunk| {
+                let scores = self.scores_against(chunk, other);
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &q)| {
+                        let row = &scores[j * other.rows..(j + 1) * other.rows];
+                        top_k(
+                            row.iter()
+                                .enumerate()
+                                .filter(|&(i, _)| keep(q, i as u32))
+                                .map(|(i, &s)| (i as u32, s)),
+                            n,
+                        )
                     })
                     .collect::<Vec<_>>()
             })

@@ -3,13 +3,23 @@
 //! Shoppers come back: on RetailRocket most add-to-carts are of items the shopper
 //! looked at before. Each past event adds its kind's weight, halved every
 //! `half_life_days` of age at the cutoff, to its item's score. Already-seen items
-//! are the whole point here, so nothing is filtered.
+//! are the whole point here; only the request's [`Filter`] removes any.
+//!
+//! Training stores each user's scores as of the cutoff `C`. Events received
+//! since then are merged at request time, as of `T` = the latest of them:
+//!
+//! ```text
+//! score_i(T) = score_i(C) · 2^(−(T − C)/h) + Σ_{new e on i} w_e · 2^(−(T − t_e)/h)
+//! ```
+//!
+//! computed in log space (f64), so that a shopper returning years later still
+//! gets their items in the right order instead of a list of underflowed zeros.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::topk::sort_best_first;
-use super::{Recommender, Scored};
+use super::{Context, Filter, Recommender, Scored};
 use crate::data::matrix::sum_by_item;
 use crate::data::time::DAY_MS;
 use crate::data::{EventWeights, TrainSet};
@@ -43,6 +53,10 @@ impl Default for HistoryConfig {
 /// Each user's scored items, CSR-style.
 #[derive(Debug, Clone, PartialEq)]
 pub struct History {
+    /// Settings it was fitted with (new events are weighted alike).
+    pub config: HistoryConfig,
+    /// The time the scores describe (the training cutoff), UTC ms.
+    pub cutoff_ms: i64,
     /// User `u`'s items are `items[offsets[u]..offsets[u + 1]]`, best first.
     pub offsets: Vec<u64>,
     /// Item indices.
@@ -85,10 +99,60 @@ impl History {
             offsets.push(items.len() as u64);
         }
         History {
+            config: config.clone(),
+            cutoff_ms: train.cutoff_ms,
             offsets,
             items,
             scores,
         }
+    }
+
+    /// Dense user `u`'s stored list, best first.
+    fn stored(&self, u: u32) -> impl Iterator<Item = Scored> + '_ {
+        let u = u as usize;
+        let range = if u < self.users() {
+            self.offsets[u] as usize..self.offsets[u + 1] as usize
+        } else {
+            0..0
+        };
+        self.items[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.scores[range].iter().copied())
+    }
+
+    /// The shopper's items merged with their new events, as of `ctx.now_ms()`,
+    /// best first (every item, unfiltered).
+    fn merged(&self, ctx: &Context) -> Vec<Scored> {
+        let decay = std::f64::consts::LN_2 / (f64::from(self.config.half_life_days.max(1e-3)) * DAY_MS as f64);
+        let now = ctx.now_ms();
+        // Natural-log scores: ln(s · e^(−decay·age)) = ln s − decay·age.
+        let mut log_scores: std::collections::HashMap<u32, f64> = std::collections::HashMap::new();
+        let mut add = |item: u32, log_score: f64| {
+            let e = log_scores.entry(item).or_insert(f64::NEG_INFINITY);
+            let (hi, lo) = if *e > log_score { (*e, log_score) } else { (log_score, *e) };
+            *e = hi + (lo - hi).exp().ln_1p();
+        };
+        if let Some(u) = ctx.user {
+            let shift = decay * (now - self.cutoff_ms) as f64;
+            for (item, score) in self.stored(u) {
+                if score > 0.0 {
+                    add(item, f64::from(score).ln() - shift);
+                }
+            }
+        }
+        for e in ctx.new {
+            let w = self.config.weights.of(e.kind);
+            if w > 0.0 {
+                add(e.item, f64::from(w).ln() - decay * (now - e.timestamp_ms).max(0) as f64);
+            }
+        }
+        let mut ranked: Vec<(u32, f64)> = log_scores.into_iter().collect();
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked
+            .into_iter()
+            .map(|(item, log_score)| (item, log_score.exp() as f32))
+            .collect()
     }
 
     /// Number of users covered.
@@ -102,16 +166,18 @@ impl Recommender for History {
         "history"
     }
 
-    fn recommend(&self, user: Option<u32>, n: usize) -> Vec<Scored> {
-        let Some(u) = user.map(|u| u as usize).filter(|&u| u < self.users()) else {
-            return Vec::new();
-        };
-        let range = self.offsets[u] as usize..self.offsets[u + 1] as usize;
-        self.items[range.clone()]
-            .iter()
-            .zip(&self.scores[range])
-            .take(n)
-            .map(|(&i, &s)| (i, s))
-            .collect()
+    fn recommend(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Scored> {
+        if ctx.has_new() {
+            return self
+                .merged(ctx)
+                .into_iter()
+                .filter(|r| filter.allows(r.0))
+                .take(n)
+                .collect();
+        }
+        match ctx.user {
+            Some(u) => self.stored(u).filter(|r| filter.allows(r.0)).take(n).collect(),
+            None => Vec::new(),
+        }
     }
 }

@@ -101,9 +101,24 @@ impl IvfIndex {
         self.centroids.rows
     }
 
+    /// Clusters searched per query.
+    pub fn probes(&self) -> usize {
+        self.nprobe
+    }
+
+    /// Search `nprobe` clusters per query (at least one, at most all).
+    pub fn set_probes(&mut self, nprobe: usize) {
+        self.nprobe = nprobe.clamp(1, self.clusters());
+    }
+
     /// The `n` rows most similar to `query` (any length) by cosine, best
     /// first, without `skip` (the query's own row, if it is one).
     pub fn search(&self, query: &[f32], n: usize, skip: Option<u32>) -> Vec<Scored> {
+        self.search_where(query, n, |id| Some(id) != skip)
+    }
+
+    /// [`IvfIndex::search`] among the rows `keep` allows.
+    pub fn search_where(&self, query: &[f32], n: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
         let dim = self.centroids.dim;
         let norm = dot(query, query).sqrt();
         if norm == 0.0 || query.len() != dim {
@@ -120,11 +135,12 @@ impl IvfIndex {
                 .map(|p| p.0)
                 .collect()
         };
+        let keep = &keep;
         let candidates = probes.into_iter().flat_map(|c| {
             let range = self.offsets[c as usize]..self.offsets[c as usize + 1];
             range.filter_map(move |slot| {
                 let id = self.ids[slot];
-                (Some(id) != skip).then(|| {
+                keep(id).then(|| {
                     let v = &self.vectors[slot * dim..(slot + 1) * dim];
                     (id, dot(query, v) / norm)
                 })

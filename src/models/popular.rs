@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Recommender, Scored};
+use super::{Context, Filter, Recommender, Scored};
 use crate::data::time::DAY_MS;
 use crate::data::{EventKind, TrainSet};
 
@@ -71,7 +71,12 @@ impl Recommender for Popular {
         "popular"
     }
 
-    fn recommend(&self, _user: Option<u32>, n: usize) -> Vec<Scored> {
-        self.ranked.iter().take(n).copied().collect()
+    fn recommend(&self, _ctx: &Context, n: usize, filter: &Filter) -> Vec<Scored> {
+        self.ranked
+            .iter()
+            .filter(|r| filter.allows(r.0))
+            .take(n)
+            .copied()
+            .collect()
     }
 }

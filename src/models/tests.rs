@@ -1,5 +1,5 @@
-//! The suite every model must pass: shape of the answer, determinism, and a
-//! planted preference each model should pick up in its own way.
+//! Checks of the single-stage models' live behaviour; the suite every
+//! trained model must pass (two_stage included) is `crate::training`'s `suite`.
 
 use super::*;
 use crate::data::{interaction_matrix, EventKind, EventLog, TrainSet};
@@ -26,7 +26,7 @@ pub(crate) fn checkerboard() -> TrainSet {
     TrainSet::new(&log, t + 1)
 }
 
-fn every_model(train: &TrainSet) -> Vec<Box<dyn Recommender>> {
+pub(crate) fn every_model(train: &TrainSet) -> Vec<Box<dyn Recommender>> {
     let als_config = AlsConfig {
         factors: 8,
         iterations: 10,
@@ -44,67 +44,68 @@ fn every_model(train: &TrainSet) -> Vec<Box<dyn Recommender>> {
 }
 
 #[test]
-fn answers_are_at_most_n_distinct_known_items_best_first() {
+fn history_merges_new_events_into_the_decayed_history() {
+    let train = checkerboard();
+    let history = History::fit(&train, &HistoryConfig::default());
+    let none = Filter::none();
+    let u = train.users.get(0).unwrap();
+    let before = history.recommend(&Context::known(&train, u), 3, &none);
+    // A cart of an item the user never touched, a day after training: it leads.
+    let odd = train.items.get(1).unwrap();
+    let new = [Event {
+        item: odd,
+        kind: EventKind::AddToCart,
+        timestamp_ms: train.cutoff_ms + crate::data::time::DAY_MS,
+    }];
+    let after = history.recommend(&Context::new(&train, Some(u), &new), 3, &none);
+    assert_eq!(after[0].0, odd);
+    // The old items keep their order behind it, each decayed by the same day.
+    assert_eq!(after[1].0, before[0].0);
+    assert_eq!(after[2].0, before[1].0);
+    let ratio = after[1].1 / before[0].1;
+    assert!((ratio - 0.5f32.powf(1.0 / 7.0)).abs() < 1e-4, "{ratio}");
+    // Years later the order still holds (log-space scores do not underflow).
+    let late = [Event {
+        timestamp_ms: train.cutoff_ms + 3_000 * crate::data::time::DAY_MS,
+        ..new[0]
+    }];
+    let years = history.recommend(&Context::new(&train, Some(u), &late), 3, &none);
+    assert_eq!(years.iter().map(|r| r.0).collect::<Vec<_>>(), after.iter().map(|r| r.0).collect::<Vec<_>>());
+    // A brand-new shopper's events alone make a list.
+    let cold = history.recommend(&Context::new(&train, None, &new), 3, &none);
+    assert_eq!(cold.len(), 1);
+}
+
+#[test]
+fn a_new_shopper_with_two_views_gets_als_scores() {
+    let train = checkerboard();
+    let models = every_model(&train);
+    let als = &models[2];
+    let (i2, i4) = (train.items.get(2).unwrap(), train.items.get(4).unwrap());
+    let views = [
+        Event { item: i2, kind: EventKind::View, timestamp_ms: train.cutoff_ms },
+        Event { item: i4, kind: EventKind::View, timestamp_ms: train.cutoff_ms + 1 },
+    ];
+    let got = als.recommend(&Context::new(&train, None, &views), 3, &Filter::none());
+    assert_eq!(got.len(), 3);
+    // Two even items viewed: the even taste group comes back.
+    let even: Vec<u32> = (0..10).step_by(2).map(|i| train.items.get(i).unwrap()).collect();
+    assert!(got.iter().all(|g| even.contains(&g.0)), "{got:?}");
+}
+
+#[test]
+fn excluded_items_never_come_back_and_lists_stay_full() {
     let train = checkerboard();
     for model in every_model(&train) {
         for user in 0..train.users.len() as u32 {
-            for n in [0, 1, 3, 50] {
-                let recs = model.recommend(Some(user), n);
-                assert!(recs.len() <= n, "{}: {} > {n}", model.name(), recs.len());
-                let mut items: Vec<u32> = recs.iter().map(|r| r.0).collect();
-                assert!(items.iter().all(|&i| (i as usize) < train.items.len()));
-                items.sort_unstable();
-                items.dedup();
-                assert_eq!(items.len(), recs.len(), "{} repeats an item", model.name());
-                assert!(
-                    recs.windows(2).all(|w| w[0].1 >= w[1].1),
-                    "{} is not sorted best first",
-                    model.name()
-                );
+            let ctx = Context::known(&train, user);
+            let all = model.recommend(&ctx, 10, &Filter::none());
+            let refuse: Vec<u32> = all.iter().take(2).map(|r| r.0).collect();
+            let filtered = model.recommend(&ctx, 3, &Filter::excluding(refuse.clone()));
+            assert!(filtered.iter().all(|r| !refuse.contains(&r.0)), "{}", model.name());
+            if all.len() >= 5 {
+                assert_eq!(filtered.len(), 3, "{} refills after excluding", model.name());
             }
         }
     }
-}
-
-#[test]
-fn batch_answers_equal_single_answers_and_cold_users_are_handled() {
-    let train = checkerboard();
-    for model in every_model(&train) {
-        let users: Vec<Option<u32>> = vec![Some(0), None, Some(3), Some(999)];
-        let batch = model.recommend_batch(&users, 5);
-        for (u, list) in users.iter().zip(&batch) {
-            assert_eq!(list, &model.recommend(*u, 5), "{}", model.name());
-        }
-        if model.name() == "popular" {
-            assert_eq!(batch[1].len(), 5, "popular must serve cold users");
-        } else {
-            assert!(
-                batch[1].is_empty(),
-                "{} invents items for a cold user",
-                model.name()
-            );
-        }
-    }
-}
-
-#[test]
-fn training_twice_gives_the_same_answers() {
-    let train = checkerboard();
-    let (a, b) = (every_model(&train), every_model(&train));
-    for (x, y) in a.iter().zip(&b) {
-        for user in 0..train.users.len() as u32 {
-            assert_eq!(
-                x.recommend(Some(user), 10),
-                y.recommend(Some(user), 10),
-                "{}",
-                x.name()
-            );
-        }
-    }
-}
-
-#[test]
-fn excluding_seen_items_removes_them_and_refills() {
-    let ranked = vec![(5, 3.0), (1, 2.0), (7, 1.0), (2, 0.5)];
-    assert_eq!(exclude_seen(ranked, &[1, 5], 2), vec![(7, 1.0), (2, 0.5)]);
 }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ItemInfo, TrainSet};
+use crate::data::ItemInfo;
 use crate::models::topk::sort_best_first;
-use crate::models::{Als, History, Popular, Recommender, Scored};
+use crate::models::{Als, Context, Filter, History, Popular, Recommender, Scored};
 
 /// Where a candidate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,10 +154,10 @@ impl Sources {
         }
     }
 
-    /// Everything a user unknown to the period is proposed: the popular top
-    /// `config.popular` (no history, factors or recent items to go on).
+    /// Everything a user unknown to the period and without events is
+    /// proposed before filtering: the popular top `config.popular`.
     pub fn cold_user_items(&self, config: &CandidateConfig) -> Vec<Scored> {
-        self.popular.recommend(None, config.popular)
+        self.popular.ranked.iter().take(config.popular).copied().collect()
     }
 
     /// The popular items of category `category`, best first.
@@ -220,40 +220,32 @@ impl Candidates {
     }
 }
 
-/// The user's latest distinct items in `train`, most recent first, at most `n`.
-pub fn recent_items(train: &TrainSet, user: u32, n: usize) -> Vec<u32> {
-    let mut out: Vec<u32> = Vec::with_capacity(n);
-    for e in train.user_events(user).rev() {
-        if out.len() == n {
-            break;
-        }
-        let item = train.item[e];
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
-}
-
-/// Candidates for `users` (dense users of `train`, `None` = unknown).
+/// Candidates for the shoppers of `ctxs`, each list allowed by the matching
+/// filter. ALS, history, popular and category-popular propose their best `n`
+/// allowed items; similar items are the seeds' nearest neighbours, of which
+/// the allowed ones stay.
 pub fn generate(
     sources: &Sources,
-    train: &TrainSet,
-    users: &[Option<u32>],
+    ctxs: &[Context],
+    filters: &[Filter],
     config: &CandidateConfig,
 ) -> Candidates {
-    let recent: Vec<Vec<u32>> = users
+    assert_eq!(ctxs.len(), filters.len(), "one filter per context");
+    let recent: Vec<Vec<u32>> = ctxs
         .iter()
-        .map(|u| u.map_or_else(Vec::new, |u| recent_items(train, u, config.recent_items)))
+        .map(|c| c.recent_items(config.recent_items))
         .collect();
-    let als_lists = if config.als > 0 {
-        sources.als.recommend_batch(users, config.als)
+    let als_lists = if config.als == 0 {
+        vec![Vec::new(); ctxs.len()]
+    } else if ctxs.len() == 1 {
+        // One request: on the calling thread, no hand-off to the pool.
+        vec![sources.als.recommend(&ctxs[0], config.als, &filters[0])]
     } else {
-        vec![Vec::new(); users.len()]
+        sources.als.recommend_batch(ctxs, config.als, filters)
     };
     // Similar items of every distinct recent item, in one batched product.
     let seeds_of = |q: usize| &recent[q][..recent[q].len().min(config.similar_seeds)];
-    let mut seeds: Vec<u32> = (0..users.len()).flat_map(seeds_of).copied().collect();
+    let mut seeds: Vec<u32> = (0..ctxs.len()).flat_map(seeds_of).copied().collect();
     seeds.sort_unstable();
     seeds.dedup();
     let similar: HashMap<u32, Vec<Scored>> = if config.similar > 0 {
@@ -267,29 +259,33 @@ pub fn generate(
         offsets: vec![0],
         ..Candidates::default()
     };
-    for (q, &user) in users.iter().enumerate() {
+    for (q, ctx) in ctxs.iter().enumerate() {
+        let filter = &filters[q];
         let mut lists: [Vec<Scored>; N_SOURCES] = Default::default();
         lists[Source::Als.index()] = als_lists[q].clone();
-        lists[Source::Similar.index()] = merge_best(
-            recent[q]
+        let mut near = merge_best(
+            seeds_of(q)
                 .iter()
                 .filter_map(|i| similar.get(i).map(Vec::as_slice)),
             config.similar,
         );
-        lists[Source::History.index()] = match user {
-            Some(u) => sources.history.recommend(Some(u), config.history),
-            None => Vec::new(),
-        };
-        lists[Source::Popular.index()] = sources.cold_user_items(config);
+        near.retain(|s| filter.allows(s.0));
+        lists[Source::Similar.index()] = near;
+        lists[Source::History.index()] = sources.history.recommend(ctx, config.history, filter);
+        lists[Source::Popular.index()] = sources.popular.recommend(ctx, config.popular, filter);
         let mut categories: Vec<i64> = recent[q]
             .iter()
-            .filter_map(|&i| sources.item_category[i as usize])
+            .filter_map(|&i| sources.item_category.get(i as usize).copied().flatten())
             .collect();
         categories.dedup();
         lists[Source::CategoryPopular.index()] = merge_best(
             categories.iter().map(|&c| sources.popular_in(c)),
-            config.category_popular,
-        );
+            usize::MAX,
+        )
+        .into_iter()
+        .filter(|s| filter.allows(s.0))
+        .take(config.category_popular)
+        .collect();
         push_union(&mut out, &lists);
     }
     out
@@ -336,9 +332,13 @@ fn push_union(out: &mut Candidates, lists: &[Vec<Scored>; N_SOURCES]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{EventKind, EventLog};
+    use crate::data::{EventKind, EventLog, TrainSet};
     use crate::models::factors::Factors;
-    use crate::models::{HistoryConfig, PopularConfig};
+    use crate::models::{AlsConfig, HistoryConfig, PopularConfig};
+
+    fn ctx(train: &TrainSet, user: Option<u32>) -> Context<'_> {
+        Context::new(train, user, &[])
+    }
 
     fn setup() -> (TrainSet, Sources) {
         let day = crate::data::time::DAY_MS;
@@ -366,7 +366,7 @@ mod tests {
         let mut users = Factors::zeros(train.users.len(), 2);
         users.data[train.users.get(1).unwrap() as usize * 2] = 1.0;
         users.data[train.users.get(2).unwrap() as usize * 2 + 1] = 1.0;
-        let als = Als::from_factors(users, items);
+        let als = Als::from_factors(users, items, AlsConfig::default());
         let mut info = vec![ItemInfo::default(); train.items.len()];
         info[item(12)].category = Some(7);
         info[item(13)].category = Some(7);
@@ -385,7 +385,12 @@ mod tests {
         let (train, sources) = setup();
         let u1 = train.users.get(1);
         let config = CandidateConfig::default();
-        let c = generate(&sources, &train, &[u1, None], &config);
+        let c = generate(
+            &sources,
+            &[ctx(&train, u1), ctx(&train, None)],
+            &[Filter::none(), Filter::none()],
+            &config,
+        );
         assert_eq!(c.users(), 2);
         let item = |raw| train.items.get(raw).unwrap();
         let rows = c.rows(0);
@@ -408,6 +413,11 @@ mod tests {
         // A cold user gets popular items only.
         let cold = c.rows(1);
         assert!(!cold.is_empty());
+        // A filter removes an item from every source.
+        let refuse = Filter::excluding(vec![item(13), item(10)]);
+        let f = generate(&sources, &[ctx(&train, u1)], &[refuse], &config);
+        assert!(f.items.iter().all(|&i| i != item(13) && i != item(10)));
+        assert!(!f.is_empty());
         for r in cold {
             assert!(!c.ranks[r][Source::Popular.index()].is_nan());
             assert!(c.ranks[r][Source::Als.index()].is_nan());
@@ -426,7 +436,12 @@ mod tests {
             recent_items: 1,
             similar_seeds: 1,
         };
-        let c = generate(&sources, &train, &[train.users.get(1)], &config);
+        let c = generate(
+            &sources,
+            &[ctx(&train, train.users.get(1))],
+            &[Filter::none()],
+            &config,
+        );
         for s in SOURCES {
             let proposed = c.ranks.iter().filter(|r| !r[s.index()].is_nan()).count();
             assert!(proposed <= 1, "{} proposed {proposed}", s.name());

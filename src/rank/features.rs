@@ -1,8 +1,12 @@
 //! Features of (user, candidate item) pairs, for the re-ranker.
 //!
-//! Everything is computed from one period's events ([`TrainSet`]) as of that
-//! period's end (`cutoff_ms`): the re-ranker learns from a period that ends where
-//! its label window starts, so no feature can see an event of the label window.
+//! Item features are computed from one period's events ([`TrainSet`]) as of
+//! that period's end (`cutoff_ms`), once; user and user × item features from
+//! the shopper's [`Context`] — their events of the period plus any since — as of
+//! [`Context::now_ms`]. The re-ranker learns from a period that ends where its
+//! label window starts (contexts without new events), so no feature can see an
+//! event of the label window; at request time the same code reads the
+//! shopper's newest clicks.
 //! Four groups, one row per candidate:
 //! - **source**: each source's score and rank ([`Candidates`]); NaN where the
 //!   source did not propose the item — "not proposed" is not "score 0";
@@ -26,6 +30,7 @@ use rayon::prelude::*;
 use super::candidates::{Candidates, SOURCES};
 use crate::data::time::DAY_MS;
 use crate::data::{EventKind, ItemInfo, TrainSet};
+use crate::models::Context;
 
 /// Windows of the event counts, in days before the period's end (`None` = all time).
 const WINDOWS: [(Option<i64>, &str); 3] = [(Some(7), "7d"), (Some(30), "30d"), (None, "all")];
@@ -162,6 +167,8 @@ impl ItemStats {
 
 /// What one user did in the period, gathered for their candidate rows.
 struct UserSummary {
+    /// The time the user features describe.
+    now: i64,
     counts: Counts,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
@@ -196,8 +203,9 @@ impl FeatureContext {
         }
     }
 
-    fn summarize(&self, user: Option<u32>) -> UserSummary {
+    fn summarize(&self, ctx: &Context) -> UserSummary {
         let mut s = UserSummary {
+            now: ctx.now_ms(),
             counts: [[0.0; 3]; 3],
             first_ms: None,
             last_ms: None,
@@ -206,11 +214,9 @@ impl FeatureContext {
             recent_categories: Vec::new(),
             events: 0.0,
         };
-        let Some(u) = user else { return s };
-        let train = &self.train;
-        let now = train.cutoff_ms;
-        for e in train.user_events(u) {
-            let (item, t, kind) = (train.item[e], train.timestamp_ms[e], train.kind[e]);
+        let now = s.now;
+        for e in ctx.events() {
+            let (item, t, kind) = (e.item, e.timestamp_ms, e.kind);
             count(&mut s.counts, kind, now - t);
             s.first_ms = Some(s.first_ms.map_or(t, |f| f.min(t)));
             s.last_ms = Some(s.last_ms.map_or(t, |l| l.max(t)));
@@ -239,8 +245,9 @@ impl FeatureContext {
     }
 
     /// Feature rows (row-major, [`n_features`] columns) for every candidate of
-    /// `candidates`, whose `q`-th user is `users[q]`.
-    pub fn build(&self, users: &[Option<u32>], candidates: &Candidates) -> Vec<f32> {
+    /// `candidates`, whose `q`-th shopper is `ctxs[q]`.
+    pub fn build(&self, ctxs: &[Context], candidates: &Candidates) -> Vec<f32> {
+        let users = ctxs;
         assert_eq!(
             users.len(),
             candidates.users(),
@@ -256,8 +263,17 @@ impl FeatureContext {
             blocks.push((q, block));
             rest = tail;
         }
+        if blocks.len() == 1 {
+            // One shopper (a request): no thread hand-off.
+            let (q, block) = blocks.pop().expect("one block");
+            let summary = self.summarize(&users[q]);
+            for (row, r) in block.chunks_exact_mut(width).zip(candidates.rows(q)) {
+                self.fill_row(row, &summary, candidates, r);
+            }
+            return out;
+        }
         blocks.into_par_iter().for_each(|(q, block)| {
-            let summary = self.summarize(users[q]);
+            let summary = self.summarize(&users[q]);
             for (row, r) in block.chunks_exact_mut(width).zip(candidates.rows(q)) {
                 self.fill_row(row, &summary, candidates, r);
             }
@@ -267,6 +283,7 @@ impl FeatureContext {
 
     fn fill_row(&self, row: &mut [f32], user: &UserSummary, cands: &Candidates, r: usize) {
         let now = self.train.cutoff_ms;
+        let user_now = user.now;
         let item = cands.items[r];
         let i = item as usize;
         let info = self.items.get(i).copied().unwrap_or_default();
@@ -284,8 +301,8 @@ impl FeatureContext {
         for kind in user.counts {
             kind.into_iter().for_each(&mut put);
         }
-        put(user.last_ms.map_or(f32::NAN, |t| days(now - t)));
-        put(user.first_ms.map_or(f32::NAN, |t| days(now - t)));
+        put(user.last_ms.map_or(f32::NAN, |t| days(user_now - t)));
+        put(user.first_ms.map_or(f32::NAN, |t| days(user_now - t)));
         put(user.by_item.len() as f32);
         put(user.by_category.len() as f32);
         // Item.
@@ -318,8 +335,8 @@ impl FeatureContext {
         match user.by_item.get(&item) {
             Some((kinds, first, last, rank)) => {
                 kinds.iter().copied().for_each(&mut put);
-                put(days(now - last));
-                put(days(now - first));
+                put(days(user_now - last));
+                put(days(user_now - first));
                 put(*rank as f32);
             }
             None => {
@@ -398,7 +415,10 @@ mod tests {
         }
         cands.scores[0][0] = 0.5;
         let u1 = train.users.get(1);
-        let rows = ctx.build(&[u1, None], &cands);
+        let rows = ctx.build(
+            &[Context::new(&train, u1, &[]), Context::new(&train, None, &[])],
+            &cands,
+        );
         let w = n_features();
         let at = |row: usize, name: &str| rows[row * w + column(name)];
         assert_eq!(at(0, "als_score"), 0.5);

@@ -16,8 +16,11 @@
 //! `max_negatives` > 0 keeps only that many negatives per user, drawn with the
 //! seed; 0 keeps all.
 //!
-//! For recommendations the candidates and features are rebuilt on the whole
-//! training period, from the bundle's own single-stage models, and scored.
+//! Candidates are built, filtered by the business rules and featurised the same
+//! way in training and at request time: from a shopper [`Context`] (in training,
+//! the label users of a period with no new events; at request time, a shopper
+//! with their training events and whatever they did since), so the re-ranker
+//! scores live what it learnt on.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -27,18 +30,20 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::candidates::{generate, CandidateConfig, Candidates, Sources};
+use super::candidates::{generate, CandidateConfig, Candidates, Sources, SOURCES};
 use super::features::{feature_names, n_features, FeatureContext};
 use super::gbdt::{Booster, Dataset, GbdtConfig, Objective};
-use crate::config::ModelsConfig;
 use crate::data::time::{format_date, DAY_MS};
-use crate::data::{split, EventLog, ItemFeatures, ItemInfo, Protocol, TrainSet};
-use crate::eval::{ground_truth, TestUser};
-use crate::models::topk::sort_best_first;
-use crate::models::{Als, History, Popular, Recommender, Scored};
+use crate::data::{
+    ground_truth, interaction_matrix, split, EventLog, ItemFeatures, ItemInfo, Protocol, TestUser,
+    TrainSet,
+};
+use crate::models::{
+    Als, AlsConfig, Context, Filter, History, HistoryConfig, Popular, PopularConfig, Ranked,
+    Recommender, RequestRules, Rules, RulesConfig, Scored,
+};
 use crate::progress;
 use crate::rng::Rng;
-use crate::train::fit_single_stage;
 
 /// `[models.two_stage]`: candidates, training protocol and re-ranker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,33 +121,52 @@ impl TrainingTable {
     }
 }
 
-/// The single-stage models two_stage draws candidates from, fitted on `train`.
+/// The settings of the three models two_stage draws candidates from.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceConfigs<'a> {
+    /// `[models.popular]`.
+    pub popular: &'a PopularConfig,
+    /// `[models.history]`.
+    pub history: &'a HistoryConfig,
+    /// `[models.als]`.
+    pub als: &'a AlsConfig,
+}
+
+/// The single-stage models two_stage draws candidates from, fitted on `train`;
+/// `label` names the ALS progress bar.
 pub fn fit_sources(
     train: &TrainSet,
-    models: &ModelsConfig,
+    configs: SourceConfigs,
     items: &[ItemInfo],
     candidates: &CandidateConfig,
     label: &str,
 ) -> Result<Sources> {
-    let fitted = fit_single_stage(train, models, |_| true, label)?;
-    let missing = "fit_single_stage fits every model asked for";
+    let popular = Popular::fit(train, configs.popular);
+    let history = History::fit(train, configs.history);
+    let matrix = interaction_matrix(train, &configs.als.weights);
+    let bar = progress::bar(configs.als.iterations as u64, label);
+    let als = Als::fit(&matrix, configs.als, |_, _| bar.inc(1));
+    bar.finish_and_clear();
+    let als = als.with_context(|| format!("training {label}"))?;
     Ok(Sources::new(
-        Arc::new(fitted.popular.expect(missing)),
-        Arc::new(fitted.history.expect(missing)),
-        Arc::new(fitted.als.expect(missing)),
+        Arc::new(popular),
+        Arc::new(history),
+        Arc::new(als),
         items,
         candidates.category_popular,
     ))
 }
 
 /// Build the re-ranker's training rows from `train` (the events before the test
-/// cutoff `cutoff_ms`, as split under `protocol`).
+/// cutoff `cutoff_ms`, as split under `protocol`); candidates obey `rules` as
+/// they will when served.
 pub fn training_table(
     train: &EventLog,
     cutoff_ms: i64,
     protocol: Protocol,
     item_features: Option<&ItemFeatures>,
-    models: &ModelsConfig,
+    sources: SourceConfigs,
+    rules: &RulesConfig,
     config: &TwoStageConfig,
 ) -> Result<TrainingTable> {
     let mut table = TrainingTable {
@@ -210,9 +234,9 @@ pub fn training_table(
             continue;
         }
         let started = Instant::now();
-        let sources = fit_sources(
+        let fitted = fit_sources(
             &period,
-            models,
+            sources,
             &items,
             &config.candidates,
             &format!("two_stage: als for label window {}", w + 1),
@@ -221,7 +245,7 @@ pub fn training_table(
         // Unknown users all get the same candidates: drop at once those with
         // no positive among them (most one-visit shoppers), before generating.
         if ranking {
-            let mut cold: Vec<u32> = sources
+            let mut cold: Vec<u32> = fitted
                 .cold_user_items(&config.candidates)
                 .iter()
                 .map(|c| c.0)
@@ -232,10 +256,16 @@ pub fn training_table(
         }
         let started = Instant::now();
         let users: Vec<Option<u32>> = truth.iter().map(|t| t.user).collect();
-        let candidates = generate(&sources, &period, &users, &config.candidates);
+        let ctxs: Vec<Context> = users.iter().map(|&u| Context::new(&period, u, &[])).collect();
+        let period_rules = Rules::new(rules.clone(), &items);
+        let filters: Vec<Filter> = ctxs
+            .iter()
+            .map(|c| period_rules.filter(c, &RequestRules::default()))
+            .collect();
+        let candidates = generate(&fitted, &ctxs, &filters, &config.candidates);
         let candidates_seconds = started.elapsed().as_secs_f64();
         // Label every candidate, then keep the rows that train.
-        let mut kept_users = Vec::new();
+        let mut kept_users: Vec<Context> = Vec::new();
         let mut kept_rows: Vec<Vec<usize>> = Vec::new();
         let mut kept_labels = Vec::new();
         for (q, user) in truth.iter().enumerate() {
@@ -271,7 +301,7 @@ pub fn training_table(
             keep.extend(negatives);
             keep.sort_unstable();
             kept_labels.extend(keep.iter().map(|&r| label(r)));
-            kept_users.push(user.user);
+            kept_users.push(ctxs[q]);
             kept_rows.push(keep);
         }
         // Features only for the rows that train.
@@ -362,7 +392,7 @@ impl TwoStage {
         booster: Booster,
         (popular, history, als): (Arc<Popular>, Arc<History>, Arc<Als>),
         train: Arc<TrainSet>,
-        items: Vec<ItemInfo>,
+        items: Arc<Vec<ItemInfo>>,
     ) -> TwoStage {
         let sources = Sources::new(
             popular,
@@ -371,7 +401,7 @@ impl TwoStage {
             &items,
             config.candidates.category_popular,
         );
-        let context = FeatureContext::new(train, Arc::new(items), config.candidates.recent_items);
+        let context = FeatureContext::new(train, items, config.candidates.recent_items);
         TwoStage {
             config,
             booster,
@@ -390,22 +420,32 @@ impl TwoStage {
             .collect::<Vec<_>>())
     }
 
-    /// Candidates of `users` (dense users of the training period).
-    pub fn candidates(&self, users: &[Option<u32>]) -> Candidates {
-        generate(
-            &self.sources,
-            &self.context.train,
-            users,
-            &self.config.candidates,
-        )
+    /// The training period the model describes (its shoppers' past events).
+    pub fn train(&self) -> &TrainSet {
+        &self.context.train
     }
 
-    /// Candidates of `users` with the re-ranker's score of each row.
-    pub fn score(&self, users: &[Option<u32>]) -> (Candidates, Vec<f32>) {
-        let candidates = self.candidates(users);
-        let features = self.context.build(users, &candidates);
+    /// Candidates of the shoppers of `ctxs`, each allowed by its filter.
+    pub fn candidates(&self, ctxs: &[Context], filters: &[Filter]) -> Candidates {
+        generate(&self.sources, ctxs, filters, &self.config.candidates)
+    }
+
+    /// Candidates with the re-ranker's score of each row.
+    pub fn score(&self, ctxs: &[Context], filters: &[Filter]) -> (Candidates, Vec<f32>) {
+        let candidates = self.candidates(ctxs, filters);
+        let features = self.context.build(ctxs, &candidates);
         let scores = self.booster.predict(&features, n_features());
         (candidates, scores)
+    }
+
+    /// The `n` best rows of shopper `q` of a scored batch, best first (ties
+    /// to the lower item index, as everywhere).
+    fn best_rows(candidates: &Candidates, scores: &[f32], q: usize, n: usize) -> Vec<(usize, f32)> {
+        let items = &candidates.items;
+        let mut rows: Vec<(usize, f32)> = candidates.rows(q).map(|r| (r, scores[r])).collect();
+        rows.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(items[a.0].cmp(&items[b.0])));
+        rows.truncate(n);
+        rows
     }
 }
 
@@ -414,39 +454,47 @@ impl Recommender for TwoStage {
         "two_stage"
     }
 
-    fn recommend(&self, user: Option<u32>, n: usize) -> Vec<Scored> {
-        self.recommend_batch(&[user], n).pop().unwrap_or_default()
+    fn recommend(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Scored> {
+        let (candidates, scores) = self.score(std::slice::from_ref(ctx), std::slice::from_ref(filter));
+        TwoStage::best_rows(&candidates, &scores, 0, n)
+            .into_iter()
+            .map(|(r, s)| (candidates.items[r], s))
+            .collect()
     }
 
-    fn recommend_batch(&self, users: &[Option<u32>], n: usize) -> Vec<Vec<Scored>> {
-        // Bounded batches keep the feature table small whatever the number of users.
+    fn recommend_batch(&self, ctxs: &[Context], n: usize, filters: &[Filter]) -> Vec<Vec<Scored>> {
+        assert_eq!(ctxs.len(), filters.len(), "one filter per context");
+        // Bounded batches keep the feature table small whatever the number of shoppers.
         const BATCH: usize = 4096;
-        let mut out = Vec::with_capacity(users.len());
-        for chunk in users.chunks(BATCH) {
-            let (candidates, scores) = self.score(chunk);
+        let mut out = Vec::with_capacity(ctxs.len());
+        for (chunk, chunk_filters) in ctxs.chunks(BATCH).zip(filters.chunks(BATCH)) {
+            let (candidates, scores) = self.score(chunk, chunk_filters);
             for q in 0..chunk.len() {
-                let mut list: Vec<Scored> = candidates
-                    .rows(q)
-                    .map(|r| (candidates.items[r], scores[r]))
-                    .collect();
-                sort_best_first(&mut list);
-                list.truncate(n);
-                // Fill short lists with popular items, below every scored one.
-                if list.len() < n {
-                    let floor = list.last().map_or(0.0, |l| l.1) - 1.0;
-                    for &(item, _) in &self.sources.popular.ranked {
-                        if list.len() == n {
-                            break;
-                        }
-                        if !list.iter().any(|l| l.0 == item) {
-                            list.push((item, floor));
-                        }
-                    }
-                }
-                out.push(list);
+                out.push(
+                    TwoStage::best_rows(&candidates, &scores, q, n)
+                        .into_iter()
+                        .map(|(r, s)| (candidates.items[r], s))
+                        .collect(),
+                );
             }
         }
         out
+    }
+
+    fn explain(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Ranked> {
+        let (candidates, scores) = self.score(std::slice::from_ref(ctx), std::slice::from_ref(filter));
+        TwoStage::best_rows(&candidates, &scores, 0, n)
+            .into_iter()
+            .map(|(r, score)| Ranked {
+                item: candidates.items[r],
+                score,
+                sources: SOURCES
+                    .iter()
+                    .filter(|s| !candidates.ranks[r][s.index()].is_nan())
+                    .map(|s| s.name())
+                    .collect(),
+            })
+            .collect()
     }
 }
 
@@ -474,15 +522,23 @@ mod tests {
         items: &ItemFeatures,
         config: &TwoStageConfig,
     ) -> TrainingTable {
-        let mut models = ModelsConfig::default();
-        models.als.factors = 16;
-        models.als.iterations = 5;
+        let als = AlsConfig {
+            factors: 16,
+            iterations: 5,
+            ..AlsConfig::default()
+        };
+        let sources = SourceConfigs {
+            popular: &PopularConfig::default(),
+            history: &HistoryConfig::default(),
+            als: &als,
+        };
         training_table(
             train,
             cutoff,
             Protocol::Strict,
             Some(items),
-            &models,
+            sources,
+            &RulesConfig::default(),
             config,
         )
         .unwrap()

@@ -9,7 +9,13 @@ use prometheus::{
     TextEncoder,
 };
 
-use super::blend::Source;
+/// Values of the `source` label of `recsys_recommendations_total`: what
+/// proposed each served item (two_stage's candidate sources, or the model).
+pub const SOURCES: [&str; 5] = ["als", "similar", "history", "popular", "category_popular"];
+
+/// Values of the `answer` label of `recsys_recommendation_responses_total`:
+/// the model that ranked the answer (`popular` when nothing was known).
+pub const ANSWERS: [&str; 4] = ["two_stage", "als", "history", "popular"];
 
 /// Latency buckets, seconds: the service answers in microseconds to milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -24,10 +30,10 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `recsys_http_request_duration_seconds{route}`.
     pub latency: HistogramVec,
-    /// `recsys_recommendations_total{source}`: items served, by list.
+    /// `recsys_recommendations_total{source}`: items served, by what proposed them.
     pub recommended_items: IntCounterVec,
-    /// `recsys_recommendation_responses_total{answer}`: `personal` (the user
-    /// had a precomputed list), `online` (only recent events), `fallback`.
+    /// `recsys_recommendation_responses_total{answer}`: answers by the model
+    /// that ranked them (`popular` for shoppers nothing is known about).
     pub responses: IntCounterVec,
     /// `recsys_events_received_total{event}`.
     pub events: IntCounterVec,
@@ -50,9 +56,12 @@ pub struct Metrics {
     /// `recsys_similar_index_recall`: share of exact nearest neighbours the
     /// similar-items index finds, measured at load.
     pub similar_recall: Gauge,
+    /// `recsys_candidate_index_recall`: share of the exact top 50 by inner
+    /// product the ALS candidate index finds, measured at load.
+    pub candidate_recall: Gauge,
     // Label lookups hash and lock; the per-request series are resolved once.
-    answer_series: [prometheus::IntCounter; 3],
-    source_series: [prometheus::IntCounter; 3],
+    answer_series: [prometheus::IntCounter; 4],
+    source_series: [prometheus::IntCounter; 5],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,7 +91,7 @@ impl Metrics {
         let recommended_items = IntCounterVec::new(
             Opts::new(
                 "recsys_recommendations_total",
-                "Recommended items served, by the list they came from.",
+                "Recommended items served, by what proposed them.",
             ),
             &["source"],
         )
@@ -90,7 +99,7 @@ impl Metrics {
         let responses = IntCounterVec::new(
             Opts::new(
                 "recsys_recommendation_responses_total",
-                "Recommendation answers: personal, online only, or popular fallback.",
+                "Recommendation answers, by the model that ranked them (popular: nothing known).",
             ),
             &["answer"],
         )
@@ -148,6 +157,11 @@ impl Metrics {
             "Share of the exact 10 nearest neighbours the similar-items index finds (sampled at load).",
         )
         .expect("valid metric");
+        let candidate_recall = Gauge::new(
+            "recsys_candidate_index_recall",
+            "Share of the exact top 50 by inner product the ALS candidate index finds (sampled at load).",
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -163,6 +177,7 @@ impl Metrics {
             Box::new(model_load_seconds.clone()),
             Box::new(reloads.clone()),
             Box::new(similar_recall.clone()),
+            Box::new(candidate_recall.clone()),
         ] {
             registry.register(metric).expect("metric names are unique");
         }
@@ -172,9 +187,8 @@ impl Metrics {
             ))
             .expect("process metrics register once");
         // Series that exist before their first event, so rates start at zero.
-        let source_series = Source::ALL.map(|s| recommended_items.with_label_values(&[s.as_str()]));
-        let answer_series =
-            ["personal", "online", "fallback"].map(|a| responses.with_label_values(&[a]));
+        let source_series = SOURCES.map(|s| recommended_items.with_label_values(&[s]));
+        let answer_series = ANSWERS.map(|a| responses.with_label_values(&[a]));
         for outcome in ["success", "failure"] {
             reloads.with_label_values(&[outcome]);
         }
@@ -197,23 +211,26 @@ impl Metrics {
             model_load_seconds,
             reloads,
             similar_recall,
+            candidate_recall,
             answer_series,
             source_series,
         }
     }
 
-    /// The `recsys_recommendation_responses_total` series of `answer`.
-    pub fn answer(&self, answer: &str) -> &prometheus::IntCounter {
-        match answer {
-            "personal" => &self.answer_series[0],
-            "online" => &self.answer_series[1],
-            _ => &self.answer_series[2],
+    /// Count one answer ranked by `model`.
+    pub fn answered(&self, model: &str) {
+        match ANSWERS.iter().position(|&a| a == model) {
+            Some(i) => self.answer_series[i].inc(),
+            None => self.responses.with_label_values(&[model]).inc(),
         }
     }
 
-    /// The `recsys_recommendations_total` series of `source`.
-    pub fn source(&self, source: Source) -> &prometheus::IntCounter {
-        &self.source_series[source as usize]
+    /// Count `n` served items proposed by `source`.
+    pub fn served(&self, source: &str, n: u64) {
+        match SOURCES.iter().position(|&s| s == source) {
+            Some(i) => self.source_series[i].inc_by(n),
+            None => self.recommended_items.with_label_values(&[source]).inc_by(n),
+        }
     }
 
     /// Every metric in the Prometheus text format.

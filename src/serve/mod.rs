@@ -1,21 +1,18 @@
 //! `recsys serve`: the trained bundle behind an HTTP API.
 //!
-//! One process does what the Python design needed four services for: it
-//! answers precomputed personal lists (from the bundle), online lists (from
-//! the events it receives), similar items and the popular fallback, and it
-//! exports Prometheus metrics.
+//! One process does what the Python design needed four services for: every
+//! request is scored live by the bundle's best model through the
+//! [`Engine`](crate::engine::Engine) — the shopper's training history plus the
+//! events this service received — and the service answers similar items,
+//! keeps the events, and exports Prometheus metrics.
 //!
 //! * [`routes`] — every route in one place, with [`routes::app`] building the
 //!   router (testable without a socket); the OpenAPI document lives beside it;
-//! * [`engine`] — a loaded bundle, indexed for fast answers;
-//! * [`blend`] — how online, personal and popular lists make one answer;
 //! * [`store`] — recent events per user, in memory or in Redis;
 //! * [`state`] — what the handlers share, and the atomic model swap;
 //! * [`metrics`] — the Prometheus series;
 //! * [`server`] — the socket, signals (SIGHUP reloads, SIGTERM drains) and start-up.
 
-pub mod blend;
-pub mod engine;
 pub mod metrics;
 pub mod routes;
 pub mod server;
@@ -49,8 +46,9 @@ pub struct ServeConfig {
     pub redis_ttl_seconds: u64,
     /// Longest a request waits for Redis, ms.
     pub redis_timeout_ms: u64,
-    /// How many of the user's latest items seed online recommendations.
-    pub online_seeds: usize,
+    /// The model that answers `/recommendations` (default: two_stage, else als,
+    /// else the first the bundle has).
+    pub model: Option<String>,
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
     /// Token `POST /admin/reload` requires (`Authorization: Bearer …`); also
@@ -71,7 +69,7 @@ impl Default for ServeConfig {
             redis_prefix: "recsys".into(),
             redis_ttl_seconds: 7 * 24 * 3600,
             redis_timeout_ms: 200,
-            online_seeds: 3,
+            model: None,
             max_body_bytes: 16 * 1024,
             admin_token: None,
         }

@@ -20,11 +20,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::blend::{blend, Pick, Source};
-use super::engine::carted;
 use super::state::AppState;
 use super::store::ServiceEvent;
 use crate::data::EventKind;
+use crate::engine::Request;
 
 /// The OpenAPI 3 description of [`app`]'s routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -33,8 +32,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/recommendations", get(recommendations))
-        .route("/recommendations/offline", get(recommendations_offline))
-        .route("/recommendations/online", get(recommendations_online))
         .route("/similar", get(similar))
         .route("/events", post(events))
         .route("/health", get(health))
@@ -135,48 +132,54 @@ impl Parsed {
     }
 }
 
-/// Which lists a recommendations route blends.
-#[derive(Clone, Copy, PartialEq)]
-enum Lists {
-    Both,
-    Offline,
-    Online,
+impl Parsed {
+    /// `exclude=ID,ID,…`: at most `max` integer ids.
+    fn exclude(&self, max: usize) -> Result<Vec<i64>, ApiError> {
+        let Some(value) = self.raw("exclude") else {
+            return Ok(Vec::new());
+        };
+        let ids: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if ids.len() > max {
+            return Err(ApiError::bad_request(format!(
+                "exclude lists {} ids; at most {max}",
+                ids.len()
+            )));
+        }
+        ids.into_iter()
+            .map(|id| {
+                id.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "exclude must be comma-separated integer ids, got {id:?}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// `category=ID`, if given.
+    fn category(&self) -> Result<Option<i64>, ApiError> {
+        match self.raw("category") {
+            None => Ok(None),
+            Some(_) => self.id("category").map(Some),
+        }
+    }
 }
 
+/// `GET /recommendations`: the engine's live answer for the shopper, with the
+/// events the store holds for them.
 async fn recommendations(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    answer(state, params, Lists::Both).await
-}
-
-async fn recommendations_offline(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    answer(state, params, Lists::Offline).await
-}
-
-async fn recommendations_online(
-    State(state): State<AppState>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    answer(state, params, Lists::Online).await
-}
-
-/// The body of every recommendations route.
-#[derive(Serialize)]
-struct Recommendations<'a> {
-    user_id: i64,
-    model_version: &'a str,
-    known_user: bool,
-    recommendations: Vec<Pick>,
-}
-
-async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Response, ApiError> {
     let params = Parsed::new(params)?;
     let user_id = params.id("user_id")?;
     let k = params.k(state.settings.max_k)?;
+    let exclude = params.exclude(state.settings.max_exclude)?;
+    let category = params.category()?;
     let engine = state.engine();
     let events = match state
         .store
@@ -185,7 +188,7 @@ async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Respons
     {
         Ok(events) => events,
         Err(err) => {
-            // Answer without online items rather than fail the shopper's page.
+            // Answer from training history alone rather than fail the shopper's page.
             state
                 .metrics
                 .store_errors
@@ -195,45 +198,24 @@ async fn answer(state: AppState, params: Params, lists: Lists) -> Result<Respons
             Vec::new()
         }
     };
-    let exclude = carted(&events);
-    let offline = if lists == Lists::Online {
-        Vec::new()
-    } else {
-        engine.offline(user_id, k + exclude.len())
-    };
-    let online = if lists == Lists::Offline {
-        Vec::new()
-    } else {
-        engine.online(&events, state.settings.online_seeds, k)
-    };
-    let answer = if !offline.is_empty() {
-        "personal"
-    } else if !online.is_empty() {
-        "online"
-    } else {
-        "fallback"
-    };
-    let popular: &[(i64, f32)] = if lists == Lists::Both {
-        engine.popular()
-    } else {
-        &[]
-    };
-    let picks = blend(&online, &offline, popular, &exclude, k);
-    let m = &state.metrics;
-    m.answer(answer).inc();
-    for source in Source::ALL {
-        let n = picks.iter().filter(|p| p.source == source).count() as u64;
-        if n > 0 {
-            m.source(source).inc_by(n);
-        }
-    }
-    Ok(Json(Recommendations {
+    let request = Request {
         user_id,
-        model_version: &engine.version,
-        known_user: engine.knows_user(user_id),
-        recommendations: picks,
-    })
-    .into_response())
+        events: &events,
+        k,
+        exclude: &exclude,
+        category,
+        model: None,
+    };
+    let answer = engine.answer(&request).map_err(|e| ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("{e:#}"),
+    })?;
+    let m = &state.metrics;
+    m.answered(answer.model);
+    for pick in &answer.recommendations {
+        m.served(pick.source, 1);
+    }
+    Ok(Json(answer).into_response())
 }
 
 async fn similar(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
@@ -252,24 +234,15 @@ async fn similar(State(state): State<AppState>, params: Params) -> Result<Json<V
     }
     // Unknown items get popular ones, marked as such: a new product page is
     // normal traffic, not an error.
-    let (known, picks): (bool, Vec<Pick>) = match engine.similar(item_id, k) {
-        Some(list) => (
-            true,
-            list.into_iter()
-                .map(|(item_id, score)| Pick {
-                    item_id,
-                    score,
-                    source: Source::Online,
-                })
-                .collect(),
-        ),
-        None => (false, blend(&[], &[], engine.popular(), &[], k)),
+    let (known, picks) = match engine.similar(item_id, k) {
+        Some(list) => (true, list),
+        None => (false, engine.popular(k)),
     };
     let mut body = json!({
         "item_id": item_id,
         "model_version": engine.version,
         "known_item": known,
-        "similar": picks.iter().map(|p| json!({"item_id": p.item_id, "score": p.score})).collect::<Vec<_>>(),
+        "similar": picks.iter().map(|&(item_id, score)| json!({"item_id": item_id, "score": score})).collect::<Vec<_>>(),
     });
     if !known {
         body["fallback"] = json!("popular");
@@ -344,8 +317,9 @@ async fn ready(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "status": "ready",
         "model_version": engine.version,
-        "offline_model": engine.offline_model,
+        "model": engine.model,
         "similar_recall": engine.similar_recall,
+        "candidate_recall": engine.mips_recall,
         "event_store": state.store.kind(),
     }))
 }

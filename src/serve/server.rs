@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::engine::Engine;
+use crate::engine::{Engine, EngineSettings};
 use super::metrics::Metrics;
 use super::routes::app;
 use super::state::{AppState, Settings};
@@ -24,6 +24,8 @@ pub struct ServeOptions {
     pub config: ServeConfig,
     /// A bundle, or a directory of bundles whose newest is served.
     pub bundle_root: PathBuf,
+    /// Business rules and the served model.
+    pub engine: EngineSettings,
 }
 
 /// Load the model, open the event store, listen, and serve until SIGTERM.
@@ -38,8 +40,8 @@ pub fn run(options: ServeOptions) -> Result<()> {
 async fn serve(options: ServeOptions) -> Result<()> {
     let config = options.config;
     let dir = crate::bundle::resolve(&options.bundle_root)?;
-    let max_k = config.max_k;
-    let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, max_k))
+    let engine_settings = options.engine.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, &engine_settings))
         .await
         .context("loading the model")??;
     let store = EventStore::open(&StoreSettings {
@@ -58,14 +60,19 @@ async fn serve(options: ServeOptions) -> Result<()> {
         .filter(|t| !t.is_empty());
     let settings = Settings {
         max_k: config.max_k,
-        online_seeds: config.online_seeds,
+        max_exclude: options.engine.rules.max_exclude,
+        engine: options.engine.clone(),
         events_per_user: config.events_per_user,
         admin_token,
         bundle_root: options.bundle_root.clone(),
     };
     let version = engine.version.clone();
+    eprintln!("recsys serve: {} answers every request, scored live", engine.model);
     if let Some(recall) = engine.similar_recall {
         eprintln!("recsys serve: similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)", 100.0 * recall);
+    }
+    if let Some(recall) = engine.mips_recall {
+        eprintln!("recsys serve: ALS candidate index finds {:.1}% of the exact top 50 by inner product (sampled)", 100.0 * recall);
     }
     let state = AppState::new(engine, store, Metrics::new(), settings);
 

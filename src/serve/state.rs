@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::engine::Engine;
+use crate::engine::{Engine, EngineSettings};
+
 use super::metrics::Metrics;
 use super::store::EventStore;
 
@@ -19,8 +20,10 @@ use super::store::EventStore;
 pub struct Settings {
     /// Largest `k` a client may ask for.
     pub max_k: usize,
-    /// Latest distinct items that seed the online list.
-    pub online_seeds: usize,
+    /// Most ids a request's `exclude` may list.
+    pub max_exclude: usize,
+    /// Rules and served model every loaded engine gets.
+    pub engine: EngineSettings,
     /// Events read from the store per request.
     pub events_per_user: usize,
     /// Token for `/admin/reload`, if one is required.
@@ -96,7 +99,7 @@ impl AppState {
         m.model_info
             .with_label_values(&[
                 engine.version.as_str(),
-                engine.offline_model.as_deref().unwrap_or("popular"),
+                engine.model,
             ])
             .set(1.0);
         m.model_loaded.set(engine.loaded_unix);
@@ -104,6 +107,8 @@ impl AppState {
         m.model_load_seconds.set(engine.load_seconds);
         m.similar_recall
             .set(engine.similar_recall.unwrap_or(f64::NAN));
+        m.candidate_recall
+            .set(engine.mips_recall.unwrap_or(f64::NAN));
     }
 
     /// Load the newest bundle under the bundle root and swap it in; on any
@@ -112,10 +117,10 @@ impl AppState {
         let _one_at_a_time = self.reloading.lock().await;
         let previous = self.engine().version.clone();
         let root = self.settings.bundle_root.clone();
-        let popular_len = self.settings.max_k;
+        let engine_settings = self.settings.engine.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let dir = crate::bundle::resolve(&root)?;
-            Engine::load(&dir, popular_len)
+            Engine::load(&dir, &engine_settings)
         })
         .await
         .map_err(|e| anyhow::anyhow!("the loading task failed: {e}"))

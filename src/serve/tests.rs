@@ -1,4 +1,4 @@
-//! The router driven without a socket: every route, the blend rules and each
+//! The router driven without a socket: every route, the live answers and each
 //! bad-input case. The real binary, reloads, Redis and Prometheus are covered
 //! by `tests/serve.rs`.
 
@@ -9,19 +9,23 @@ use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::engine::Engine;
 use super::metrics::Metrics;
 use super::routes::{app, OPENAPI};
 use super::state::{AppState, Settings};
 use super::store::{EventStore, MemoryStore};
 
 use crate::bundle::test_bundle as bundle;
+use crate::engine::{Engine, EngineSettings};
+use crate::rng::Rng;
 
 fn state() -> AppState {
-    let engine = Engine::from_bundle(bundle().clone(), Path::new("unused"), 100).unwrap();
+    let engine =
+        Engine::from_bundle(bundle().clone(), Path::new("unused"), &EngineSettings::default())
+            .unwrap();
     let settings = Settings {
         max_k: 100,
-        online_seeds: 3,
+        max_exclude: 5,
+        engine: EngineSettings::default(),
         events_per_user: 50,
         admin_token: Some("secret".into()),
         bundle_root: "no-such-dir".into(),
@@ -55,15 +59,6 @@ async fn call(
     (status, value)
 }
 
-fn known_user_with_list() -> i64 {
-    let b = bundle();
-    let lists = b.offline.as_ref().unwrap();
-    let u = lists.users[(0..lists.users.len())
-        .find(|&j| lists.offsets[j + 1] - lists.offsets[j] >= 10)
-        .unwrap()];
-    b.users.raw(u)
-}
-
 fn sources(body: &Value) -> Vec<String> {
     body["recommendations"]
         .as_array()
@@ -82,115 +77,155 @@ fn item_ids(body: &Value, key: &str) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn known_user_gets_personal_list_unknown_user_gets_popular() {
-    let state = state();
-    let user = known_user_with_list();
-    let (status, body) = call(
-        &state,
-        Method::GET,
-        &format!("/recommendations?user_id={user}&k=10"),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["user_id"], json!(user));
-    assert_eq!(body["model_version"], json!(bundle().manifest.run_id));
-    assert_eq!(sources(&body), vec!["personal"; 10]);
+async fn get(state: &AppState, uri: &str) -> Value {
+    let (status, body) = call(state, Method::GET, uri, None).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    body
+}
 
-    let (status, body) = call(
-        &state,
-        Method::GET,
-        "/recommendations?user_id=-999&k=7",
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+async fn post_event(state: &AppState, user: i64, item: i64, event: &str, timestamp: i64) {
+    let body =
+        format!(r#"{{"user_id":{user},"item_id":{item},"event":"{event}","timestamp":{timestamp}}}"#);
+    let (status, answer) = call(state, Method::POST, "/events", Some(&body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+}
+
+/// The raw ids of items the test data marks `available = 0`.
+fn unavailable() -> Vec<i64> {
+    let b = bundle();
+    (0..b.items.len())
+        .filter(|&i| b.item_info[i].available == Some(false))
+        .map(|i| b.items.raw(i as u32))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_known_user_gets_the_models_answer_and_unknown_users_get_popular() {
+    let state = state();
+    let engine = state.engine();
+    let b = bundle();
+    // Every shopper training knew, active lately or not.
+    for u in 0..b.users.len() as u32 {
+        let user = b.users.raw(u);
+        let body = get(&state, &format!("/recommendations?user_id={user}&k=10")).await;
+        assert_eq!(body["model"], json!(engine.model), "{body}");
+        assert_eq!(body["known_user"], json!(true));
+        assert_eq!(body["model_version"], json!(b.manifest.run_id));
+        assert_eq!(sources(&body).len(), 10);
+        assert!(sources(&body).iter().any(|s| s != "popular"), "{body}");
+        // The service's answer is the engine's, item for item.
+        let direct = engine
+            .answer(&crate::engine::Request::new(user, &[], 10))
+            .unwrap();
+        assert_eq!(body, serde_json::to_value(&direct).unwrap());
+    }
+    let body = get(&state, "/recommendations?user_id=-999&k=7").await;
     assert_eq!(body["known_user"], json!(false));
+    assert_eq!(body["model"], json!("popular"));
     assert_eq!(sources(&body), vec!["popular"; 7]);
-    let popular: Vec<i64> = state
-        .engine()
-        .popular()
-        .iter()
-        .take(7)
-        .map(|p| p.0)
-        .collect();
+    let popular: Vec<i64> = engine.popular(7).iter().map(|p| p.0).collect();
     assert_eq!(item_ids(&body, "recommendations"), popular);
 }
 
 #[tokio::test]
-async fn events_make_online_items_lead_and_the_list_fills_to_k() {
+async fn new_events_change_the_very_next_answer() {
     let state = state();
-    let user = known_user_with_list();
-    let items = bundle().items.raw_ids();
-    let (viewed, carted) = (items[3], items[4]);
-    for (item, event) in [(carted, "view"), (viewed, "view"), (carted, "addtocart")] {
-        let body = format!(r#"{{"user_id":{user},"item_id":{item},"event":"{event}"}}"#);
-        let (status, answer) = call(&state, Method::POST, "/events", Some(&body)).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    }
-    let (_, body) = call(
-        &state,
-        Method::GET,
-        &format!("/recommendations?user_id={user}&k=12"),
-        None,
-    )
-    .await;
-    let got = sources(&body);
-    assert_eq!(got.len(), 12);
-    assert_eq!(&got[..4], ["online", "personal", "online", "personal"]);
-    let ids = item_ids(&body, "recommendations");
-    assert_eq!(ids[0], viewed, "the latest viewed item leads");
-    assert!(
-        !ids.contains(&carted),
-        "an item already carted is not recommended online"
+    let b = bundle();
+    let items = b.items.raw_ids();
+    // A brand-new shopper: popular first, then a model-ranked answer after two views.
+    let before = get(&state, "/recommendations?user_id=-5&k=10").await;
+    assert_eq!(before["model"], json!("popular"));
+    post_event(&state, -5, items[3], "view", 1_442_000_000_000).await;
+    post_event(&state, -5, items[7], "view", 1_442_000_000_001).await;
+    let after = get(&state, "/recommendations?user_id=-5&k=10").await;
+    assert_eq!(after["model"], json!(state.engine().model), "{after}");
+    assert_eq!(after["known_user"], json!(false));
+    assert_eq!(after["new_events"], json!(2));
+    assert_ne!(
+        item_ids(&after, "recommendations"),
+        item_ids(&before, "recommendations")
     );
+    assert!(sources(&after).iter().any(|s| s != "popular"));
+
+    // A known shopper who carts an item: it leaves their list at once.
+    let user = b.users.raw(0);
+    let first = get(&state, &format!("/recommendations?user_id={user}&k=10")).await;
+    let top = item_ids(&first, "recommendations")[0];
+    post_event(&state, user, top, "addtocart", 1_442_000_000_000).await;
+    let next = get(&state, &format!("/recommendations?user_id={user}&k=10")).await;
+    let ids = item_ids(&next, "recommendations");
+    assert!(!ids.contains(&top), "a carted item is not recommended again");
+    assert_eq!(ids.len(), 10);
+    assert_eq!(next["new_events"], json!(1));
     let mut unique = ids.clone();
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no duplicates: {ids:?}");
+}
 
-    let (_, online) = call(
+#[tokio::test]
+async fn exclude_and_category_narrow_the_answer_and_it_still_has_k_items() {
+    let state = state();
+    let b = bundle();
+    let user = b.users.raw(1);
+    let plain = get(&state, &format!("/recommendations?user_id={user}&k=10")).await;
+    let ids = item_ids(&plain, "recommendations");
+    let uri = format!(
+        "/recommendations?user_id={user}&k=10&exclude={},{}",
+        ids[0], ids[1]
+    );
+    let excluded = item_ids(&get(&state, &uri).await, "recommendations");
+    assert_eq!(excluded.len(), 10);
+    assert!(!excluded.contains(&ids[0]) && !excluded.contains(&ids[1]));
+    // The category of the first item, and how many items it has.
+    let first = b.items.get(ids[0]).unwrap() as usize;
+    let category = b.item_info[first].category.expect("the test data has categories");
+    let in_category = (0..b.items.len())
+        .filter(|&i| b.item_info[i].category == Some(category))
+        .filter(|&i| b.item_info[i].available != Some(false))
+        .count();
+    let body = get(
         &state,
-        Method::GET,
-        &format!("/recommendations/online?user_id={user}&k=5"),
-        None,
+        &format!("/recommendations?user_id={user}&k=10&category={category}"),
     )
     .await;
-    assert!(sources(&online).iter().all(|s| s == "online"));
-    assert_eq!(item_ids(&online, "recommendations")[0], viewed);
-    let (_, offline) = call(
-        &state,
-        Method::GET,
-        &format!("/recommendations/offline?user_id={user}&k=5"),
-        None,
-    )
-    .await;
-    assert_eq!(sources(&offline), vec!["personal"; 5]);
+    let got = item_ids(&body, "recommendations");
+    assert!(!got.is_empty());
+    assert!(got.len() <= 10 && got.len() >= in_category.min(10).saturating_sub(2));
+    for id in got {
+        let i = b.items.get(id).unwrap() as usize;
+        assert_eq!(b.item_info[i].category, Some(category), "item {id}");
+    }
+}
 
-    // A user only this service has seen: online items first, popular after.
-    let (_, body) = call(
-        &state,
-        Method::POST,
-        "/events",
-        Some(&format!(
-            r#"{{"user_id":-5,"item_id":{viewed},"event":"view","timestamp":1}}"#
-        )),
-    )
-    .await;
-    assert_eq!(body["timestamp"], json!(1));
-    let (_, body) = call(
-        &state,
-        Method::GET,
-        "/recommendations?user_id=-5&k=40",
-        None,
-    )
-    .await;
-    let got = sources(&body);
-    assert_eq!(got.len(), 40);
-    assert_eq!(got[0], "online");
-    assert!(got.contains(&"popular".to_string()));
-    assert!(!got.contains(&"personal".to_string()));
+#[tokio::test]
+async fn unavailable_items_never_appear_in_random_requests() {
+    let state = state();
+    let b = bundle();
+    let hidden = unavailable();
+    assert!(!hidden.is_empty(), "the test data marks some items unavailable");
+    let mut rng = Rng::new(11);
+    for round in 0..150 {
+        let user = if rng.chance(0.7) {
+            b.users.raw(rng.below(b.users.len() as u64) as u32)
+        } else {
+            -1_000 - round
+        };
+        // Some shoppers view unavailable items first: still never recommended.
+        for e in 0..rng.below(4) {
+            let item = if rng.chance(0.5) {
+                hidden[rng.below(hidden.len() as u64) as usize]
+            } else {
+                b.items.raw(rng.below(b.items.len() as u64) as u32)
+            };
+            post_event(&state, user, item, "view", 1_442_000_000_000 + e as i64).await;
+        }
+        let k = 1 + rng.below(40);
+        let body = get(&state, &format!("/recommendations?user_id={user}&k={k}")).await;
+        for id in item_ids(&body, "recommendations") {
+            assert!(!hidden.contains(&id), "round {round}: unavailable {id} served");
+        }
+    }
 }
 
 #[tokio::test]
@@ -271,10 +306,31 @@ async fn bad_input_answers_4xx_naming_the_problem() {
         ),
         (
             Method::GET,
-            "/recommendations/online?user_id=",
+            "/recommendations?user_id=",
             None,
             StatusCode::BAD_REQUEST,
             "user_id must be an integer",
+        ),
+        (
+            Method::GET,
+            "/recommendations?user_id=1&exclude=5,x",
+            None,
+            StatusCode::BAD_REQUEST,
+            "exclude must be comma-separated integer ids",
+        ),
+        (
+            Method::GET,
+            "/recommendations?user_id=1&exclude=1,2,3,4,5,6",
+            None,
+            StatusCode::BAD_REQUEST,
+            "at most 5",
+        ),
+        (
+            Method::GET,
+            "/recommendations?user_id=1&category=shoes",
+            None,
+            StatusCode::BAD_REQUEST,
+            "category must be an integer",
         ),
         (
             Method::GET,
@@ -405,7 +461,7 @@ async fn openapi_document_lists_exactly_the_routes() {
     assert_eq!(doc, serde_json::from_str::<Value>(OPENAPI).unwrap());
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 10);
+    assert_eq!(paths.len(), 8);
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();

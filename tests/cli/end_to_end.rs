@@ -137,14 +137,40 @@ fn recommend_for_known_and_unknown_users_and_items() {
     );
     let recs = known["recommendations"].as_array().unwrap();
     assert_eq!(recs.len(), 5);
-    assert!(recs
-        .iter()
-        .all(|r| r["source"] == "two_stage" && r["item_id"].is_i64()));
+    let candidate_sources = ["als", "similar", "history", "popular", "category_popular"];
+    for r in recs {
+        assert!(r["item_id"].is_i64(), "{r}");
+        let sources = r["sources"].as_array().unwrap();
+        assert!(!sources.is_empty());
+        assert!(sources
+            .iter()
+            .all(|s| candidate_sources.contains(&s.as_str().unwrap())));
+        assert_eq!(r["source"], sources[0]);
+    }
 
     let unknown = json(&s.run(&["recommend", "--user-id", "-1", "--k", "3"]));
     assert_eq!(unknown["known_user"], false);
-    assert_eq!(unknown["fallback"], "popular");
+    assert_eq!(unknown["model"], "popular");
     assert_eq!(unknown["recommendations"].as_array().unwrap().len(), 3);
+    // The request's exclusions and category hold in the CLI too.
+    let first = recs[0]["item_id"].as_i64().unwrap().to_string();
+    let without = json(&s.run(&[
+        "recommend",
+        "--user-id",
+        "1150086",
+        "--k",
+        "5",
+        "--exclude",
+        &first,
+    ]));
+    let ids: Vec<String> = without["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["item_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(!ids.contains(&first), "{without}");
 
     let history = json(&s.run(&[
         "recommend",

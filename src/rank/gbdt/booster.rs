@@ -255,23 +255,29 @@ impl Booster {
         );
         let n_rows = features_row_major.len() / n_features;
         let mut out = vec![0f32; n_rows];
-        out.par_chunks_mut(PREDICT_CHUNK)
-            .zip(features_row_major.par_chunks(PREDICT_CHUNK * n_features))
-            .for_each(|(out, rows)| {
-                let mut acc = [self.base_score as f64; PREDICT_CHUNK];
-                let acc = &mut acc[..out.len()];
-                // Tree-major within the chunk: one tree's nodes stay in L1
-                // while it scores every row; per row the trees are still
-                // added in model order, so the sum equals `predict_row`'s.
-                for tree in &self.trees {
-                    for (a, rows) in acc.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * n_features)) {
-                        tree.add_block(rows, n_features, a);
-                    }
+        let chunk = |(out, rows): (&mut [f32], &[f32])| {
+            let mut acc = [self.base_score as f64; PREDICT_CHUNK];
+            let acc = &mut acc[..out.len()];
+            // Tree-major within the chunk: one tree's nodes stay in L1
+            // while it scores every row; per row the trees are still
+            // added in model order, so the sum equals `predict_row`'s.
+            for tree in &self.trees {
+                for (a, rows) in acc.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * n_features)) {
+                    tree.add_block(rows, n_features, a);
                 }
-                for (o, a) in out.iter_mut().zip(acc.iter()) {
-                    *o = *a as f32;
-                }
-            });
+            }
+            for (o, a) in out.iter_mut().zip(acc.iter()) {
+                *o = *a as f32;
+            }
+        };
+        if n_rows <= PREDICT_CHUNK {
+            // One request's candidates: on the calling thread, no hand-off to the pool.
+            chunk((&mut out, features_row_major));
+        } else {
+            out.par_chunks_mut(PREDICT_CHUNK)
+                .zip(features_row_major.par_chunks(PREDICT_CHUNK * n_features))
+                .for_each(chunk);
+        }
         out
     }
 

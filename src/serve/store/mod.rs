@@ -8,22 +8,12 @@ mod redis;
 
 use std::time::Duration;
 
-use serde::Serialize;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreError};
-use crate::data::EventKind;
 
-/// One event received by the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ServiceEvent {
-    /// Raw shop item id.
-    pub item_id: i64,
-    /// What the shopper did.
-    pub kind: EventKind,
-    /// When, UTC ms.
-    pub timestamp_ms: i64,
-}
+/// One event received by the service (raw ids), as the engine reads it.
+pub use crate::engine::ShopperEvent as ServiceEvent;
 
 /// The configured event store.
 #[derive(Debug)]

@@ -1,11 +1,5 @@
-//! The training side: from a config to a bundle.
-//!
-//! [`prepare`] loads and validates the events, resolves the cutoff and splits;
-//! [`fit`] trains every enabled model on the training part and assembles the
-//! [`Bundle`]. The CLI adds printing around these; tests and benchmarks call
-//! them directly.
+//! Fitting every enabled model on the training part and assembling the bundle.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,80 +8,15 @@ use rayon::prelude::*;
 use serde_json::json;
 use sprs::CsMat;
 
-use crate::bundle::offline::{active_users, pick_model, OfflineLists};
-use crate::bundle::{fingerprint, Bundle, DataSummary, Manifest, FORMAT_VERSION};
+use super::prepare::{data_fingerprint, Prepared};
+use crate::bundle::{Bundle, DataSummary, Manifest, FORMAT_VERSION};
 use crate::config::{Config, ModelsConfig};
-use crate::data::{
-    interaction_matrix, load_events, load_item_features, split, Cutoff, ItemFeatures, ItemInfo,
-    LoadedEvents, Protocol, Split, TrainSet,
-};
+use crate::data::{interaction_matrix, ItemInfo, TrainSet};
 use crate::models::als::AlsTrainer;
 use crate::models::factors::dot;
-use crate::models::{Als, AlsConfig, History, Popular, Recommender};
+use crate::models::{Als, AlsConfig, History, Popular};
 use crate::progress;
-use crate::rank::two_stage::{fit_reranker, training_table, TwoStage};
-
-/// Loaded, validated and split data, ready to train on.
-pub struct Prepared {
-    /// The event file.
-    pub events_path: PathBuf,
-    /// The events as loaded, with what loading did.
-    pub loaded: LoadedEvents,
-    /// Item features, if configured.
-    pub item_features: Option<ItemFeatures>,
-    /// The hold-out.
-    pub split: Split,
-    /// The training part, indexed.
-    pub train: TrainSet,
-}
-
-/// Load `config`'s data (or `events` instead) and split it at `cutoff` under `protocol`.
-pub fn prepare(
-    config: &Config,
-    events: Option<PathBuf>,
-    cutoff: &Cutoff,
-    protocol: Protocol,
-) -> Result<Prepared> {
-    let events_path = events.unwrap_or_else(|| config.data.events.clone());
-    let spin = progress::spinner(&format!("loading {}", events_path.display()));
-    let loaded = load_events(&events_path, config.data.bad_rows)
-        .with_context(|| format!("loading events from {}", events_path.display()));
-    spin.finish_and_clear();
-    let loaded = loaded?;
-    let item_features = match &config.data.item_features {
-        Some(path) => Some(
-            load_item_features(path)
-                .with_context(|| format!("loading item features from {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let cutoff_ms = cutoff
-        .resolve(&loaded.log)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("splitting {}", events_path.display()))?;
-    let split = split(&loaded.log, cutoff_ms, protocol);
-    let train = TrainSet::new(&split.train, cutoff_ms);
-    Ok(Prepared {
-        events_path,
-        loaded,
-        item_features,
-        split,
-        train,
-    })
-}
-
-/// A fingerprint of every loaded event, to recognise the data a bundle came from.
-pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
-    let log = &loaded.log;
-    fingerprint((0..log.len()).flat_map(|i| {
-        [
-            log.timestamp_ms[i] as u64,
-            log.visitor[i] as u64,
-            log.item[i] as u64,
-            log.kind[i] as u64,
-        ]
-    }))
-}
+use crate::rank::two_stage::{fit_reranker, training_table, SourceConfigs, TwoStage};
 
 /// The single-stage models fitted on one period, with what fitting found.
 #[derive(Default)]
@@ -255,24 +184,31 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
     let popular = single.popular.map(Arc::new);
     let history = single.history.map(Arc::new);
     let als = single.als.map(Arc::new);
+    let train_arc = Arc::new(train.clone());
+    let item_info = Arc::new(match &prepared.item_features {
+        Some(f) => f.dense(&train.items),
+        None => vec![ItemInfo::default(); train.items.len()],
+    });
 
     // Config validation guarantees two_stage's sources are enabled too.
     let two_stage = if models.is_enabled("two_stage") {
         let t = Instant::now();
         let ts = &models.two_stage;
+        let sources = SourceConfigs {
+            popular: &models.popular,
+            history: &models.history,
+            als: &models.als,
+        };
         let table = training_table(
             &prepared.split.train,
             prepared.split.cutoff_ms,
             prepared.split.protocol,
             prepared.item_features.as_ref(),
-            models,
+            sources,
+            &config.rules,
             ts,
         )?;
         let (booster, mut fit_facts) = fit_reranker(table, ts)?;
-        let items = match &prepared.item_features {
-            Some(f) => f.dense(&train.items),
-            None => vec![ItemInfo::default(); train.items.len()],
-        };
         let fitted = "fitted for two_stage";
         let model = TwoStage::new(
             ts.clone(),
@@ -282,8 +218,8 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
                 history.clone().expect(fitted),
                 als.clone().expect(fitted),
             ),
-            Arc::new(train.clone()),
-            items,
+            train_arc.clone(),
+            item_info.clone(),
         );
         fit_facts["seconds"] = json!(t.elapsed().as_secs_f64());
         fit_facts["importance"] = model.importance_json();
@@ -291,34 +227,6 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
         Some(model)
     } else {
         None
-    };
-
-    let offline = {
-        let models: Vec<&dyn Recommender> = [
-            popular.as_deref().map(|m| m as &dyn Recommender),
-            history.as_deref().map(|m| m as &dyn Recommender),
-            als.as_deref().map(|m| m as &dyn Recommender),
-            two_stage.as_ref().map(|m| m as &dyn Recommender),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let names: Vec<&str> = models.iter().map(|m| m.name()).collect();
-        let wanted = config.offline.model.as_deref();
-        let name = pick_model(wanted, &names).context("no model for the offline lists")?;
-        let model = models[names
-            .iter()
-            .position(|&n| n == name)
-            .expect("picked from names")];
-        let t = Instant::now();
-        let users = active_users(train, config.offline.active_days);
-        let lists = OfflineLists::compute(model, &users, config.offline.top);
-        facts.insert(
-            "offline".into(),
-            json!({"model": name, "users": users.len(), "top": config.offline.top,
-                   "seconds": t.elapsed().as_secs_f64()}),
-        );
-        lists
     };
 
     let now = chrono::Utc::now();
@@ -355,11 +263,12 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
         manifest,
         users: train.users.clone(),
         items: train.items.clone(),
+        train: train_arc,
+        item_info,
         popular,
         history,
         als,
         two_stage,
-        offline: Some(offline),
     })
 }
 

@@ -2,17 +2,18 @@
 //!
 //! The Python design this replaces kept three tables in Postgres that the
 //! shop's other systems read directly: the popular items, every item's similar
-//! items, and each active shopper's ranked recommendations. A bundle already
-//! holds all three (the popular ranking, the ALS item factors and the offline
-//! top lists), in dense ids and `.npy` arrays that only recsys reads. This
-//! module writes them as plain tables with the raw shop ids, so that
-//! `recsys pg push` can publish them; the retraining pipeline does exactly that.
+//! items, and each active shopper's ranked recommendations. The bundle holds
+//! the first two (the popular ranking, the ALS item factors); the third is the
+//! live engine's answer for each shopper asked about — the list the service
+//! would give them now. This module writes them as plain tables with the raw
+//! shop ids, so that `recsys pg push` can publish them; the retraining
+//! pipeline does exactly that.
 //!
 //! | table | columns | from |
 //! | --- | --- | --- |
 //! | [`TOP_POPULAR`] | `rank, item_id, score` | the `popular` model's ranking, first `k` |
 //! | [`SIMILAR_ITEMS`] | `item_id, similar_item_id, rank, score` | exact cosine of the ALS item factors, `similar_k` per item, for **every** item |
-//! | [`RECOMMENDATIONS`] | `user_id, item_id, rank, score, model` | the bundle's offline lists, first `k` per user |
+//! | [`RECOMMENDATIONS`] | `user_id, item_id, rank, score, model` | the engine's answer, `k` items per shopper asked about ([`ExportUsers`]) |
 //!
 //! Ranks start at 1. Similar items are computed for every item the model
 //! knows, not only the popular ones: any product page can be opened, and a
@@ -24,10 +25,9 @@
 //! 2 shared, busy cores, for 2.0 M similar-item rows. It grows with the square
 //! of the catalogue, so ten times the items is a hundred times the work (hours;
 //! extrapolated, not measured): that is the size at which to restrict it to
-//! the popular items. A table whose source the bundle lacks (no `als` model,
-//! no offline lists) is skipped with the reason in the [`ExportSummary`], not
-//! an error: a popular-only bundle is still worth publishing. A bundle with
-//! none of the three sources is an error.
+//! the popular items. A table whose source the bundle lacks (no `als` model)
+//! is skipped with the reason in the [`ExportSummary`], not an error: a
+//! popular-only bundle is still worth publishing.
 //!
 //! [`export_events`] writes a validated event log as `events.parquet`: the
 //! data pipeline's snapshot, guaranteed to load again exactly as it was
@@ -38,9 +38,10 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
-//! use recsys::bundle::{export::{export_bundle, ExportOptions}, Bundle};
-//! let bundle = Bundle::load(std::path::Path::new("artifacts/20240101T000000000Z-abc"))?;
-//! let summary = export_bundle(&bundle, std::path::Path::new("tables"), &ExportOptions::default())?;
+//! use recsys::engine::{export::{export_tables, ExportOptions}, Engine, EngineSettings};
+//! let dir = std::path::Path::new("artifacts/20240101T000000000Z-abc");
+//! let engine = Engine::load(dir, &EngineSettings::default())?;
+//! let summary = export_tables(&engine, std::path::Path::new("tables"), &ExportOptions::default())?;
 //! for table in &summary.written {
 //!     println!("{}: {} rows", table.path.display(), table.rows);
 //! }
@@ -53,8 +54,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 
-use super::Bundle;
-use crate::data::LoadedEvents;
+use super::Engine;
+use crate::bundle::Bundle;
+use crate::data::time::DAY_MS;
+use crate::data::{LoadedEvents, TrainSet};
+use crate::models::Context;
 use crate::fsio::write_file_atomically;
 use crate::progress;
 
@@ -71,13 +75,24 @@ pub const EVENTS: &str = "events";
 /// once and moves the progress bar.
 const SIMILAR_BATCH: usize = 1024;
 
-/// How long the exported lists are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which shoppers get rows in the recommendations table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportUsers {
+    /// Those with an event in the last this many days of training (0: every shopper).
+    ActiveDays(u32),
+    /// These raw ids (a shopper training never saw gets popular items).
+    Listed(Vec<i64>),
+}
+
+/// How long the exported lists are, and for whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportOptions {
     /// Popular items, and items per user in the recommendations.
     pub k: usize,
     /// Similar items per item.
     pub similar_k: usize,
+    /// Shoppers in the recommendations table.
+    pub users: ExportUsers,
 }
 
 impl Default for ExportOptions {
@@ -85,8 +100,20 @@ impl Default for ExportOptions {
         ExportOptions {
             k: 30,
             similar_k: 10,
+            users: ExportUsers::ActiveDays(7),
         }
     }
+}
+
+/// Dense users of `train` with an event in its last `days` days (every user if `days` is 0).
+pub fn active_users(train: &TrainSet, days: u32) -> Vec<u32> {
+    let since = train.cutoff_ms - i64::from(days) * DAY_MS;
+    (0..train.users.len() as u32)
+        .filter(|&u| {
+            let events = train.user_events(u);
+            days == 0 || (!events.is_empty() && train.timestamp_ms[events.end - 1] >= since)
+        })
+        .collect()
 }
 
 /// One table written.
@@ -159,7 +186,7 @@ pub fn similar_items(bundle: &Bundle, n: usize) -> Result<Option<DataFrame>> {
     let mut score = Vec::with_capacity(rows);
     let bar = progress::bar(items.len() as u64, "similar items");
     for batch in items.chunks(SIMILAR_BATCH) {
-        for (&item, list) in batch.iter().zip(als.similar_items_batch(batch, n)) {
+        for (&item, list) in batch.iter().zip(als.exact_similar_batch(batch, n)) {
             for (r, (other, s)) in list.into_iter().enumerate() {
                 item_id.push(bundle.items.raw(item));
                 similar_id.push(bundle.items.raw(other));
@@ -183,43 +210,59 @@ pub fn similar_items(bundle: &Bundle, n: usize) -> Result<Option<DataFrame>> {
     Ok(Some(frame))
 }
 
-/// The recommendations table: the first `k` items of every offline list.
-pub fn recommendations(bundle: &Bundle, k: usize) -> Result<Option<DataFrame>> {
-    let Some(lists) = &bundle.offline else {
-        return Ok(None);
+/// The recommendations table: the engine's answer, `k` items, for each shopper `users` names.
+pub fn recommendations(engine: &Engine, k: usize, users: &ExportUsers) -> Result<DataFrame> {
+    let bundle = engine.bundle();
+    let raw: Vec<i64> = match users {
+        ExportUsers::ActiveDays(days) => active_users(&bundle.train, *days)
+            .into_iter()
+            .map(|u| bundle.users.raw(u))
+            .collect(),
+        ExportUsers::Listed(ids) => ids.clone(),
     };
+    let model = engine.model(engine.model)?;
     let mut user_id = Vec::new();
     let mut item_id = Vec::new();
     let mut rank = Vec::new();
     let mut score = Vec::new();
-    for &user in &lists.users {
-        let list = lists.get(user).expect("every listed user has a list");
-        for (r, (item, s)) in list.take(k).enumerate() {
-            user_id.push(bundle.users.raw(user));
-            item_id.push(bundle.items.raw(item));
-            rank.push(r as i32 + 1);
-            score.push(s);
+    let mut ranked_by = Vec::new();
+    let bar = progress::bar(raw.len() as u64, "recommendations");
+    // Batches bound the re-ranker's feature table and move the progress bar.
+    for chunk in raw.chunks(4096) {
+        let ctxs: Vec<Context> = chunk.iter().map(|&id| engine.context(id, &[])).collect();
+        let filters: Vec<_> = ctxs.iter().map(|c| engine.filter(c, &[], None)).collect();
+        let lists = engine.answer_batch(model, &ctxs, &filters, k);
+        for ((&id, ctx), list) in chunk.iter().zip(&ctxs).zip(lists) {
+            let by = if ctx.is_empty() { "popular" } else { model.name() };
+            for (r, (item, s)) in list.into_iter().enumerate() {
+                user_id.push(id);
+                item_id.push(bundle.items.raw(item));
+                rank.push(r as i32 + 1);
+                score.push(s);
+                ranked_by.push(by);
+            }
         }
+        bar.inc(chunk.len() as u64);
     }
+    bar.finish_and_clear();
     let rows = user_id.len();
-    let frame = DataFrame::new(
+    DataFrame::new(
         rows,
         vec![
             Column::new("user_id".into(), user_id),
             Column::new("item_id".into(), item_id),
             Column::new("rank".into(), rank),
             Column::new("score".into(), score),
-            Column::new("model".into(), vec![lists.model.as_str(); rows]),
+            Column::new("model".into(), ranked_by),
         ],
     )
-    .context("building the recommendations table")?;
-    Ok(Some(frame))
+    .context("building the recommendations table")
 }
 
-/// Write the bundle's tables to `out/<table>.parquet` (creating `out`),
-/// each atomically; tables whose source the bundle lacks are skipped.
-pub fn export_bundle(
-    bundle: &Bundle,
+/// Write the tables to `out/<table>.parquet` (creating `out`), each
+/// atomically; tables whose source the bundle lacks are skipped.
+pub fn export_tables(
+    engine: &Engine,
     out: &Path,
     options: &ExportOptions,
 ) -> Result<ExportSummary> {
@@ -230,6 +273,7 @@ pub fn export_bundle(
             options.similar_k
         );
     }
+    let bundle = engine.bundle();
     let mut summary = ExportSummary::default();
     let tables: [(&'static str, &str, Option<DataFrame>); 3] = [
         (
@@ -244,8 +288,8 @@ pub fn export_bundle(
         ),
         (
             RECOMMENDATIONS,
-            "the bundle has no offline lists (bundles from before they existed)",
-            recommendations(bundle, options.k)?,
+            "",
+            Some(recommendations(engine, options.k, &options.users)?),
         ),
     ];
     for (table, missing, frame) in tables {
@@ -256,12 +300,6 @@ pub fn export_bundle(
                 reason: missing.to_string(),
             }),
         }
-    }
-    if summary.written.is_empty() {
-        bail!(
-            "bundle {} has nothing to export: no popular model, no als model, no offline lists",
-            bundle.manifest.run_id
-        );
     }
     Ok(summary)
 }
@@ -321,6 +359,7 @@ mod tests {
     }
 
     use crate::bundle::test_bundle as bundle;
+    use crate::engine::{EngineSettings, Request};
 
     fn read(path: &Path) -> DataFrame {
         ParquetReader::new(File::open(path).unwrap())
@@ -360,12 +399,21 @@ mod tests {
         }
     }
 
+    fn engine(bundle: Bundle) -> Engine {
+        Engine::from_bundle(bundle, Path::new("test"), &EngineSettings::default()).unwrap()
+    }
+
     #[test]
     fn tables_hold_raw_ids_ranked_lists_and_the_asked_lengths() {
-        let bundle = bundle();
+        let engine = engine(bundle().clone());
+        let bundle = engine.bundle();
         let dir = tempfile::tempdir().unwrap();
-        let options = ExportOptions { k: 7, similar_k: 4 };
-        let summary = export_bundle(bundle, dir.path(), &options).unwrap();
+        let options = ExportOptions {
+            k: 7,
+            similar_k: 4,
+            users: ExportUsers::ActiveDays(0),
+        };
+        let summary = export_tables(&engine, dir.path(), &options).unwrap();
         assert!(summary.skipped.is_empty(), "{:?}", summary.skipped);
         let names: Vec<&str> = summary.written.iter().map(|w| w.table).collect();
         assert_eq!(names, [TOP_POPULAR, SIMILAR_ITEMS, RECOMMENDATIONS]);
@@ -399,13 +447,13 @@ mod tests {
             "an item is not its own neighbour"
         );
         assert_ranked(&item, &ints(&similar, "rank"), &floats(&similar, "score"));
-        // The table agrees with the model's own answer.
+        // The table agrees with the model's own exact answer.
         let first = bundle.items.get(item[0]).unwrap();
         let direct: Vec<i64> = bundle
             .als
             .as_ref()
             .unwrap()
-            .similar_items(first, 4)
+            .exact_similar_batch(&[first], 4)[0]
             .iter()
             .map(|&(i, _)| bundle.items.raw(i))
             .collect();
@@ -416,12 +464,8 @@ mod tests {
             recs.get_column_names(),
             ["user_id", "item_id", "rank", "score", "model"]
         );
-        let lists = bundle.offline.as_ref().unwrap();
-        let expected_rows: usize = lists
-            .users
-            .iter()
-            .map(|&u| lists.get(u).unwrap().len().min(7))
-            .sum();
+        // Every shopper, 7 items each: the engine fills every answer to k.
+        let expected_rows = bundle.users.len() * 7;
         assert_eq!(recs.height(), expected_rows);
         assert_eq!(summary.written[2].rows, expected_rows);
         let user = ints(&recs, "user_id");
@@ -429,29 +473,53 @@ mod tests {
         assert!(ints(&recs, "item_id").iter().all(|id| items.contains(id)));
         assert_ranked(&user, &ints(&recs, "rank"), &floats(&recs, "score"));
         let model = recs.column("model").unwrap().str().unwrap();
-        assert!((0..model.len()).all(|j| model.get(j) == Some(lists.model.as_str())));
+        assert!((0..model.len()).all(|j| model.get(j) == Some(engine.model)));
+        // Each shopper's rows are the engine's answer to them.
+        let asked = bundle.users.raw(0);
+        let answer = engine.answer(&Request::new(asked, &[], 7)).unwrap();
+        let rows: Vec<i64> = user
+            .iter()
+            .zip(ints(&recs, "item_id"))
+            .filter(|(u, _)| **u == asked)
+            .map(|(_, i)| i)
+            .collect();
+        let answered: Vec<i64> = answer.recommendations.iter().map(|p| p.item_id).collect();
+        assert_eq!(rows, answered);
         // Only the three tables: no temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]
-    fn a_bundle_without_als_or_lists_skips_those_tables_and_an_empty_one_is_an_error() {
+    fn a_bundle_without_als_skips_similar_items_and_listed_users_are_answered() {
         let mut lean = bundle().clone();
         lean.als = None;
-        lean.offline = None;
+        let engine = engine(lean);
         let dir = tempfile::tempdir().unwrap();
-        let summary = export_bundle(&lean, dir.path(), &ExportOptions::default()).unwrap();
-        assert_eq!(summary.written.len(), 1);
-        assert_eq!(summary.written[0].table, TOP_POPULAR);
+        let known = engine.bundle().users.raw(3);
+        let options = ExportOptions {
+            users: ExportUsers::Listed(vec![known, -12345]),
+            ..ExportOptions::default()
+        };
+        let summary = export_tables(&engine, dir.path(), &options).unwrap();
+        let written: Vec<&str> = summary.written.iter().map(|w| w.table).collect();
+        assert_eq!(written, [TOP_POPULAR, RECOMMENDATIONS]);
         let skipped: Vec<&str> = summary.skipped.iter().map(|s| s.table).collect();
-        assert_eq!(skipped, [SIMILAR_ITEMS, RECOMMENDATIONS]);
+        assert_eq!(skipped, [SIMILAR_ITEMS]);
         assert!(summary.skipped[0].reason.contains("no `als` model"));
+        let recs = read(&dir.path().join("recommendations.parquet"));
+        let users = ints(&recs, "user_id");
+        assert_eq!(users.iter().filter(|&&u| u == known).count(), 30);
+        // The unknown shopper gets popular items, marked as such.
+        let model = recs.column("model").unwrap().str().unwrap();
+        let unknown_rows: Vec<usize> = (0..users.len()).filter(|&j| users[j] == -12345).collect();
+        assert!(!unknown_rows.is_empty());
+        assert!(unknown_rows.iter().all(|&j| model.get(j) == Some("popular")));
 
-        lean.popular = None;
-        let err = export_bundle(&lean, dir.path(), &ExportOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("nothing to export"), "{err}");
-        let zero = ExportOptions { k: 0, similar_k: 3 };
-        assert!(export_bundle(bundle(), dir.path(), &zero).is_err());
+        let zero = ExportOptions {
+            k: 0,
+            ..ExportOptions::default()
+        };
+        assert!(export_tables(&engine, dir.path(), &zero).is_err());
     }
 
     #[test]

@@ -1,0 +1,76 @@
+//! Loading, validating and splitting the data a run trains on.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::bundle::fingerprint;
+use crate::config::Config;
+use crate::data::{
+    load_events, load_item_features, split, Cutoff, ItemFeatures, LoadedEvents, Protocol, Split,
+    TrainSet,
+};
+use crate::progress;
+
+/// Loaded, validated and split data, ready to train on.
+pub struct Prepared {
+    /// The event file.
+    pub events_path: PathBuf,
+    /// The events as loaded, with what loading did.
+    pub loaded: LoadedEvents,
+    /// Item features, if configured.
+    pub item_features: Option<ItemFeatures>,
+    /// The hold-out.
+    pub split: Split,
+    /// The training part, indexed.
+    pub train: TrainSet,
+}
+
+/// Load `config`'s data (or `events` instead) and split it at `cutoff` under `protocol`.
+pub fn prepare(
+    config: &Config,
+    events: Option<PathBuf>,
+    cutoff: &Cutoff,
+    protocol: Protocol,
+) -> Result<Prepared> {
+    let events_path = events.unwrap_or_else(|| config.data.events.clone());
+    let spin = progress::spinner(&format!("loading {}", events_path.display()));
+    let loaded = load_events(&events_path, config.data.bad_rows)
+        .with_context(|| format!("loading events from {}", events_path.display()));
+    spin.finish_and_clear();
+    let loaded = loaded?;
+    let item_features = match &config.data.item_features {
+        Some(path) => Some(
+            load_item_features(path)
+                .with_context(|| format!("loading item features from {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let cutoff_ms = cutoff
+        .resolve(&loaded.log)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("splitting {}", events_path.display()))?;
+    let split = split(&loaded.log, cutoff_ms, protocol);
+    let train = TrainSet::new(&split.train, cutoff_ms);
+    Ok(Prepared {
+        events_path,
+        loaded,
+        item_features,
+        split,
+        train,
+    })
+}
+
+/// A fingerprint of every loaded event, to recognise the data a bundle came from.
+pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
+    let log = &loaded.log;
+    fingerprint((0..log.len()).flat_map(|i| {
+        [
+            log.timestamp_ms[i] as u64,
+            log.visitor[i] as u64,
+            log.item[i] as u64,
+            log.kind[i] as u64,
+        ]
+    }))
+}
+
