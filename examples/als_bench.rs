@@ -38,9 +38,9 @@ use clap::Parser;
 use serde_json::json;
 use sprs::{CsMat, TriMat};
 
-use recsys::npy;
 use recsys::models::als::{Als, AlsConfig, AlsTrainer};
 use recsys::models::factors::Factors;
+use recsys::npy;
 
 /// Train ALS on `.npy` triplets, timing each iteration (JSON lines on stdout).
 #[derive(Debug, Parser)]

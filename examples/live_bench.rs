@@ -52,7 +52,12 @@ fn summary(micros: &mut [f64]) -> serde_json::Value {
     micros.sort_by(f64::total_cmp);
     let n = micros.len().max(1);
     let mean = micros.iter().sum::<f64>() / n as f64;
-    let p = |q: f64| micros.get(((n as f64 * q) as usize).min(n - 1)).copied().unwrap_or(0.0);
+    let p = |q: f64| {
+        micros
+            .get(((n as f64 * q) as usize).min(n - 1))
+            .copied()
+            .unwrap_or(0.0)
+    };
     json!({"n": micros.len(), "mean_us": mean, "p50_us": p(0.5), "p99_us": p(0.99)})
 }
 
@@ -106,9 +111,18 @@ fn run() -> Result<()> {
             exact.push(t.elapsed().as_secs_f64() * 1e6);
         }
         let factors = als.item_factors.dim;
-        println!("{}", json!({"event": "als_fold_in", "factors": factors, "time": summary(&mut fold)}));
-        println!("{}", json!({"event": "als_top50_index", "time": summary(&mut search)}));
-        println!("{}", json!({"event": "als_top50_exact", "time": summary(&mut exact)}));
+        println!(
+            "{}",
+            json!({"event": "als_fold_in", "factors": factors, "time": summary(&mut fold)})
+        );
+        println!(
+            "{}",
+            json!({"event": "als_top50_index", "time": summary(&mut search)})
+        );
+        println!(
+            "{}",
+            json!({"event": "als_top50_exact", "time": summary(&mut exact)})
+        );
     }
 
     let items = bundle.items.raw_ids();
@@ -125,7 +139,9 @@ fn run() -> Result<()> {
             let events: Vec<ShopperEvent> = match case {
                 "known" => Vec::new(),
                 "known_one_view" => vec![view(pick(rng.next_u64()), after)],
-                _ => (0..3).map(|i| view(pick(rng.next_u64()), after + i)).collect(),
+                _ => (0..3)
+                    .map(|i| view(pick(rng.next_u64()), after + i))
+                    .collect(),
             };
             let user_id = if case == "new_three_views" {
                 -1 - j as i64

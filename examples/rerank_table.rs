@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use recsys::npy;
 use recsys::config::Config;
+use recsys::npy;
 use recsys::rank::features::{feature_names, n_features};
 use recsys::rank::two_stage::{training_table, SourceConfigs};
 use recsys::training::prepare;

@@ -164,7 +164,8 @@ impl Config {
             .with_context(|| format!("reading config {}", path.display()))?;
         let parsed: toml::Table =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
-        reject_retired_keys(&parsed).with_context(|| format!("checking config {}", path.display()))?;
+        reject_retired_keys(&parsed)
+            .with_context(|| format!("checking config {}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new(""));
@@ -304,7 +305,10 @@ mod tests {
         // Retired sections name their replacement.
         std::fs::write(&path, "[offline]\ntop = 30\nactive_days = 7\n").unwrap();
         let err = format!("{:#}", Config::load(&path).unwrap_err());
-        assert!(err.contains("[offline] is gone") && err.contains("[serve]"), "{err}");
+        assert!(
+            err.contains("[offline] is gone") && err.contains("[serve]"),
+            "{err}"
+        );
         std::fs::write(&path, "[models]\nexclude_seen = true\n").unwrap();
         let err = format!("{:#}", Config::load(&path).unwrap_err());
         assert!(err.contains("[rules] exclude_seen"), "{err}");

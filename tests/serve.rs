@@ -155,6 +155,21 @@ fn visitors() -> Vec<i64> {
     seen
 }
 
+/// The first `n` distinct items of `data/` seen before the 2015-09-01 cutoff.
+fn trained_items(n: usize) -> Vec<i64> {
+    let text = std::fs::read_to_string(repo().join("data/events_u100_i300.csv")).unwrap();
+    let mut items = Vec::new();
+    for line in text.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (t, item): (i64, i64) = (cells[0].parse().unwrap(), cells[3].parse().unwrap());
+        if t < 1_441_065_600_000 && !items.contains(&item) {
+            items.push(item);
+        }
+    }
+    items.truncate(n);
+    items
+}
+
 fn sources(body: &Value) -> Vec<&str> {
     body["recommendations"]
         .as_array()
@@ -239,10 +254,12 @@ fn serves_every_shopper_live_with_two_stage_and_agrees_with_the_cli() {
     // A new shopper's events are read by the very next request, and the CLI
     // given the same events (--events) agrees again.
     let user = -4242;
-    let before = server.get(&format!("/recommendations?user_id={user}&k=10")).1;
+    let before = server
+        .get(&format!("/recommendations?user_id={user}&k=10"))
+        .1;
     assert_eq!(before["model"], json!("popular"));
     let mut csv = String::from("timestamp,visitorid,event,itemid,transactionid\n");
-    for (t, item) in [369447, 257040, 462183].into_iter().enumerate() {
+    for (t, item) in trained_items(3).into_iter().enumerate() {
         let timestamp = 1_442_000_000_000i64 + t as i64;
         let (status, _) = server.post(
             "/events",

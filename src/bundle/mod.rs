@@ -9,7 +9,6 @@
 //! the greatest name. A bundle is built in a temporary directory and renamed into
 //! place, so a crash mid-write leaves no half bundle and never touches older ones.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
 use crate::fsio::{create_dir_atomically, write_bytes_atomically};
-use crate::npy;
 use crate::models::factors::Factors;
 use crate::models::{Als, History, Popular, Recommender};
+use crate::npy;
 use crate::rank::features::feature_names;
 use crate::rank::gbdt::Booster;
 use crate::rank::TwoStage;

@@ -105,7 +105,7 @@ fn report_cleaning(loaded: &crate::data::LoadedEvents) {
 }
 
 /// Print `value` as one line of JSON on stdout.
-fn print_json(value: &serde_json::Value) -> Result<()> {
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value).context("writing JSON to stdout")?;
     writeln!(out).context("writing to stdout")

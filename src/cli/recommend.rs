@@ -68,7 +68,7 @@ pub(super) fn run(args: RecommendArgs) -> Result<()> {
         &bundle_dir(args.bundle, &config)?,
         &EngineSettings::from_config(&config),
     )?;
-    let answer = match (args.user_id, args.item_id) {
+    match (args.user_id, args.item_id) {
         (Some(user_id), _) => {
             let events = match &args.events {
                 Some(path) => shopper_events(path, user_id, config.data.bad_rows)?,
@@ -82,12 +82,12 @@ pub(super) fn run(args: RecommendArgs) -> Result<()> {
                 category: args.category,
                 model: args.model.as_deref(),
             };
-            serde_json::to_value(engine.answer(&request)?).context("serialising the answer")?
+            // Printed as the service sends it, so that the two compare equal.
+            print_json(&engine.answer(&request)?)
         }
-        (None, Some(item_id)) => similar(&engine, item_id, args.k)?,
+        (None, Some(item_id)) => print_json(&similar(&engine, item_id, args.k)?),
         (None, None) => unreachable!("clap requires one of them"),
-    };
-    print_json(&answer)
+    }
 }
 
 /// The events of `user_id` in the event file at `path`.

@@ -14,10 +14,10 @@ use clap::Args;
 
 use super::{load_config, report_cleaning};
 use crate::bundle::Manifest;
-use crate::engine::{Engine, EngineSettings};
 use crate::config::Config;
 use crate::data::time::{format_date, format_ms};
 use crate::data::{Cutoff, Protocol};
+use crate::engine::{Engine, EngineSettings};
 use crate::eval::{evaluate_engine, Report};
 use crate::tracking::{
     now_ms, record, LogBatch, Param, RunStatus, TrackingError, TrackingOverrides, TrackingSettings,

@@ -61,4 +61,3 @@ pub fn ground_truth(
         })
         .collect()
 }
-

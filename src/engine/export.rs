@@ -51,15 +51,15 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 
 use super::Engine;
 use crate::bundle::Bundle;
 use crate::data::time::DAY_MS;
 use crate::data::{LoadedEvents, TrainSet};
-use crate::models::Context;
 use crate::fsio::write_file_atomically;
+use crate::models::Context;
 use crate::progress;
 
 /// Name (and file stem) of the popular-items table.
@@ -233,7 +233,11 @@ pub fn recommendations(engine: &Engine, k: usize, users: &ExportUsers) -> Result
         let filters: Vec<_> = ctxs.iter().map(|c| engine.filter(c, &[], None)).collect();
         let lists = engine.answer_batch(model, &ctxs, &filters, k);
         for ((&id, ctx), list) in chunk.iter().zip(&ctxs).zip(lists) {
-            let by = if ctx.is_empty() { "popular" } else { model.name() };
+            let by = if ctx.is_empty() {
+                "popular"
+            } else {
+                model.name()
+            };
             for (r, (item, s)) in list.into_iter().enumerate() {
                 user_id.push(id);
                 item_id.push(bundle.items.raw(item));
@@ -513,7 +517,9 @@ mod tests {
         let model = recs.column("model").unwrap().str().unwrap();
         let unknown_rows: Vec<usize> = (0..users.len()).filter(|&j| users[j] == -12345).collect();
         assert!(!unknown_rows.is_empty());
-        assert!(unknown_rows.iter().all(|&j| model.get(j) == Some("popular")));
+        assert!(unknown_rows
+            .iter()
+            .all(|&j| model.get(j) == Some("popular")));
 
         let zero = ExportOptions {
             k: 0,

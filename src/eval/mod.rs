@@ -13,8 +13,8 @@ pub mod report;
 
 use std::collections::HashSet;
 
-pub use crate::data::{ground_truth, TestUser};
 use crate::data::Split;
+pub use crate::data::{ground_truth, TestUser};
 use crate::engine::Engine;
 use crate::models::{Context, Filter, Recommender, Scored};
 use crate::rank::candidates::{N_SOURCES, SOURCES};

@@ -116,7 +116,7 @@ impl PartialEq for Als {
 
 /// Approximate search over the item factors, for answering one shopper at a
 /// time without a pass over the whole catalogue.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AlsIndex {
     /// Maximum inner product: the items augmented to equal length (see [`Als::build_index`]).
     mips: IvfIndex,
@@ -131,6 +131,16 @@ pub struct AlsIndex {
 /// Neighbours cached per item by the index: the `similar` candidates of two_stage
 /// and the service's `/similar` ask for at most this many.
 pub const CACHED_NEIGHBOURS: usize = 50;
+
+/// The candidate index is tuned to find this share of the exact top
+/// [`MIPS_RECALL_AT`] by inner product.
+pub const MIPS_RECALL_TARGET: f64 = 0.96;
+
+/// List length the candidate index is tuned and measured at.
+pub const MIPS_RECALL_AT: usize = 50;
+
+/// Trained users the candidate index is tuned on.
+const MIPS_TUNING_SAMPLE: usize = 300;
 
 impl Als {
     /// A model from factor tables (e.g. read back from a bundle) and the
@@ -174,6 +184,11 @@ impl Als {
     /// ```
     ///
     /// so the items nearest `q'` by cosine are the items of largest `q·y`.
+    /// How many clusters a query must probe depends on the factors, so it is
+    /// tuned here: starting from the cosine index's share, the probes double
+    /// until the index finds [`MIPS_RECALL_TARGET`] of the exact top
+    /// [`MIPS_RECALL_AT`] for a sample of the trained users (or every cluster
+    /// is probed, which is exact).
     pub fn build_index(&self) -> &AlsIndex {
         self.index.get_or_init(|| {
             let items = &self.item_factors;
@@ -187,16 +202,28 @@ impl Als {
                 row[..f].copy_from_slice(items.row(i));
                 row[f] = (max_norm * max_norm - norms[i] * norms[i]).max(0.0).sqrt();
             }
-            let mut mips = IvfIndex::build(&augmented, 43);
-            // A shopper's top 50 spreads over more clusters than an item's
-            // top 10: probe twice as many as the cosine index.
-            mips.set_probes(mips.probes() * 2);
-            AlsIndex {
-                mips,
+            let mut index = AlsIndex {
+                mips: IvfIndex::build(&augmented, 43),
                 max_norm,
                 cosine: IvfIndex::build(items, 42),
                 neighbours: (0..items.rows).map(|_| OnceLock::new()).collect(),
+            };
+            let sample = crate::rng::Rng::new(17).sample_sorted(
+                self.user_factors.rows,
+                MIPS_TUNING_SAMPLE.min(self.user_factors.rows),
+            );
+            let exact = self
+                .user_factors
+                .top_n_against(&sample, items, MIPS_RECALL_AT);
+            loop {
+                let recall = index.recall_on(self, &sample, &exact);
+                let probes = index.mips.probes();
+                if recall >= MIPS_RECALL_TARGET || probes >= index.mips.clusters() {
+                    break;
+                }
+                index.mips.set_probes(probes * 2);
             }
+            index
         })
     }
 
@@ -272,14 +299,7 @@ impl Als {
     /// index when built, else by an exact pass.
     pub fn top_items(&self, query: &[f32], n: usize, filter: &Filter) -> Vec<Scored> {
         match self.index() {
-            Some(index) => {
-                let mut q = query.to_vec();
-                q.push(0.0);
-                let scale = index.max_norm * dot(query, query).sqrt();
-                let mut found = index.mips.search_where(&q, n, |id| filter.allows(id));
-                found.iter_mut().for_each(|s| s.1 *= scale);
-                found
-            }
+            Some(index) => index.search(query, n, |id| filter.allows(id)),
             None => {
                 let q = Factors {
                     rows: 1,
@@ -355,22 +375,29 @@ impl Als {
 }
 
 impl AlsIndex {
-    /// Mean share of the exact top `n` by inner product that the index finds,
-    /// over up to `sample` users of `als` (the model it indexes).
-    pub fn mips_recall(&self, als: &Als, n: usize, sample: usize, seed: u64) -> f64 {
-        let users = &als.user_factors;
-        if users.rows == 0 || als.item_factors.rows == 0 {
-            return 1.0;
-        }
-        let picked = crate::rng::Rng::new(seed).sample_sorted(users.rows, sample.min(users.rows));
-        let exact = users.top_n_against(&picked, &als.item_factors, n);
-        let found: Vec<f64> = picked
+    /// The `n` items of largest `query · y` among those `keep` allows, with
+    /// their true inner products.
+    fn search(&self, query: &[f32], n: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
+        let mut q = query.to_vec();
+        q.push(0.0);
+        let scale = self.max_norm * dot(query, query).sqrt();
+        let mut found = self.mips.search_where(&q, n, keep);
+        found.iter_mut().for_each(|s| s.1 *= scale);
+        found
+    }
+
+    /// Mean share of `exact` (each sampled user's exact top list) the index finds.
+    fn recall_on(&self, als: &Als, users: &[usize], exact: &[Vec<Scored>]) -> f64 {
+        let found: Vec<f64> = users
             .par_iter()
             .zip(exact.par_iter())
             .filter(|(_, truth)| !truth.is_empty())
             .map(|(&u, truth)| {
-                let got = als.top_items(users.row(u), n, &Filter::none());
-                let hits = truth.iter().filter(|t| got.iter().any(|g| g.0 == t.0)).count();
+                let got = self.search(als.user_factors.row(u), truth.len(), |_| true);
+                let hits = truth
+                    .iter()
+                    .filter(|t| got.iter().any(|g| g.0 == t.0))
+                    .count();
                 hits as f64 / truth.len() as f64
             })
             .collect();
@@ -379,6 +406,23 @@ impl AlsIndex {
         } else {
             found.iter().sum::<f64>() / found.len() as f64
         }
+    }
+
+    /// Mean share of the exact top `n` by inner product that the index finds,
+    /// over up to `sample` users of `als` (the model it indexes), drawn with `seed`.
+    pub fn mips_recall(&self, als: &Als, n: usize, sample: usize, seed: u64) -> f64 {
+        let users = &als.user_factors;
+        if users.rows == 0 || als.item_factors.rows == 0 {
+            return 1.0;
+        }
+        let picked = crate::rng::Rng::new(seed).sample_sorted(users.rows, sample.min(users.rows));
+        let exact = users.top_n_against(&picked, &als.item_factors, n);
+        self.recall_on(als, &picked, &exact)
+    }
+
+    /// Clusters of the candidate index, and how many a query probes.
+    pub fn mips_probes(&self) -> (usize, usize) {
+        (self.mips.clusters(), self.mips.probes())
     }
 
     /// Mean share of the exact 10 nearest neighbours the cosine index finds, over up to `sample` items.
@@ -407,7 +451,10 @@ impl Recommender for Als {
             return vectors
                 .par_iter()
                 .zip(filters)
-                .map(|(x, filter)| x.as_ref().map_or_else(Vec::new, |x| self.top_items(x, n, filter)))
+                .map(|(x, filter)| {
+                    x.as_ref()
+                        .map_or_else(Vec::new, |x| self.top_items(x, n, filter))
+                })
                 .collect();
         }
         // No index: one matrix product per batch of shoppers.
@@ -415,10 +462,13 @@ impl Recommender for Als {
         let asked: Vec<usize> = (0..ctxs.len()).filter(|&q| vectors[q].is_some()).collect();
         let mut queries = Factors::zeros(asked.len(), f);
         for (row, &q) in asked.iter().enumerate() {
-            queries.data[row * f..(row + 1) * f].copy_from_slice(vectors[q].as_deref().expect("asked"));
+            queries.data[row * f..(row + 1) * f]
+                .copy_from_slice(vectors[q].as_deref().expect("asked"));
         }
         let mut lists = queries
-            .top_n_where(&self.item_factors, n, |row, item| filters[asked[row]].allows(item))
+            .top_n_where(&self.item_factors, n, |row, item| {
+                filters[asked[row]].allows(item)
+            })
             .into_iter();
         vectors
             .iter()

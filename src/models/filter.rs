@@ -117,10 +117,7 @@ pub struct RequestRules {
 impl Rules {
     /// Rules for a catalogue described by `items` (dense).
     pub fn new(config: RulesConfig, items: &[ItemInfo]) -> Rules {
-        let hidden: Arc<[bool]> = items
-            .iter()
-            .map(|i| i.available == Some(false))
-            .collect();
+        let hidden: Arc<[bool]> = items.iter().map(|i| i.available == Some(false)).collect();
         let any_hidden = hidden.iter().any(|&h| h);
         Rules {
             hidden: (config.hide_unavailable && any_hidden).then_some(hidden),

@@ -124,13 +124,18 @@ impl History {
     /// The shopper's items merged with their new events, as of `ctx.now_ms()`,
     /// best first (every item, unfiltered).
     fn merged(&self, ctx: &Context) -> Vec<Scored> {
-        let decay = std::f64::consts::LN_2 / (f64::from(self.config.half_life_days.max(1e-3)) * DAY_MS as f64);
+        let decay = std::f64::consts::LN_2
+            / (f64::from(self.config.half_life_days.max(1e-3)) * DAY_MS as f64);
         let now = ctx.now_ms();
         // Natural-log scores: ln(s · e^(−decay·age)) = ln s − decay·age.
         let mut log_scores: std::collections::HashMap<u32, f64> = std::collections::HashMap::new();
         let mut add = |item: u32, log_score: f64| {
             let e = log_scores.entry(item).or_insert(f64::NEG_INFINITY);
-            let (hi, lo) = if *e > log_score { (*e, log_score) } else { (log_score, *e) };
+            let (hi, lo) = if *e > log_score {
+                (*e, log_score)
+            } else {
+                (log_score, *e)
+            };
             *e = hi + (lo - hi).exp().ln_1p();
         };
         if let Some(u) = ctx.user {
@@ -144,7 +149,10 @@ impl History {
         for e in ctx.new {
             let w = self.config.weights.of(e.kind);
             if w > 0.0 {
-                add(e.item, f64::from(w).ln() - decay * (now - e.timestamp_ms).max(0) as f64);
+                add(
+                    e.item,
+                    f64::from(w).ln() - decay * (now - e.timestamp_ms).max(0) as f64,
+                );
             }
         }
         let mut ranked: Vec<(u32, f64)> = log_scores.into_iter().collect();
@@ -176,7 +184,11 @@ impl Recommender for History {
                 .collect();
         }
         match ctx.user {
-            Some(u) => self.stored(u).filter(|r| filter.allows(r.0)).take(n).collect(),
+            Some(u) => self
+                .stored(u)
+                .filter(|r| filter.allows(r.0))
+                .take(n)
+                .collect(),
             None => Vec::new(),
         }
     }

@@ -52,12 +52,7 @@ pub trait Recommender: Send + Sync {
 
     /// [`Recommender::recommend`] for many contexts (one filter each); models
     /// with a faster batched path (matrix products) override it.
-    fn recommend_batch(
-        &self,
-        ctxs: &[Context],
-        n: usize,
-        filters: &[Filter],
-    ) -> Vec<Vec<Scored>> {
+    fn recommend_batch(&self, ctxs: &[Context], n: usize, filters: &[Filter]) -> Vec<Vec<Scored>> {
         assert_eq!(ctxs.len(), filters.len(), "one filter per context");
         ctxs.par_iter()
             .zip(filters)

@@ -70,7 +70,10 @@ fn history_merges_new_events_into_the_decayed_history() {
         ..new[0]
     }];
     let years = history.recommend(&Context::new(&train, Some(u), &late), 3, &none);
-    assert_eq!(years.iter().map(|r| r.0).collect::<Vec<_>>(), after.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert_eq!(
+        years.iter().map(|r| r.0).collect::<Vec<_>>(),
+        after.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     // A brand-new shopper's events alone make a list.
     let cold = history.recommend(&Context::new(&train, None, &new), 3, &none);
     assert_eq!(cold.len(), 1);
@@ -83,13 +86,24 @@ fn a_new_shopper_with_two_views_gets_als_scores() {
     let als = &models[2];
     let (i2, i4) = (train.items.get(2).unwrap(), train.items.get(4).unwrap());
     let views = [
-        Event { item: i2, kind: EventKind::View, timestamp_ms: train.cutoff_ms },
-        Event { item: i4, kind: EventKind::View, timestamp_ms: train.cutoff_ms + 1 },
+        Event {
+            item: i2,
+            kind: EventKind::View,
+            timestamp_ms: train.cutoff_ms,
+        },
+        Event {
+            item: i4,
+            kind: EventKind::View,
+            timestamp_ms: train.cutoff_ms + 1,
+        },
     ];
     let got = als.recommend(&Context::new(&train, None, &views), 3, &Filter::none());
     assert_eq!(got.len(), 3);
     // Two even items viewed: the even taste group comes back.
-    let even: Vec<u32> = (0..10).step_by(2).map(|i| train.items.get(i).unwrap()).collect();
+    let even: Vec<u32> = (0..10)
+        .step_by(2)
+        .map(|i| train.items.get(i).unwrap())
+        .collect();
     assert!(got.iter().all(|g| even.contains(&g.0)), "{got:?}");
 }
 
@@ -102,9 +116,18 @@ fn excluded_items_never_come_back_and_lists_stay_full() {
             let all = model.recommend(&ctx, 10, &Filter::none());
             let refuse: Vec<u32> = all.iter().take(2).map(|r| r.0).collect();
             let filtered = model.recommend(&ctx, 3, &Filter::excluding(refuse.clone()));
-            assert!(filtered.iter().all(|r| !refuse.contains(&r.0)), "{}", model.name());
+            assert!(
+                filtered.iter().all(|r| !refuse.contains(&r.0)),
+                "{}",
+                model.name()
+            );
             if all.len() >= 5 {
-                assert_eq!(filtered.len(), 3, "{} refills after excluding", model.name());
+                assert_eq!(
+                    filtered.len(),
+                    3,
+                    "{} refills after excluding",
+                    model.name()
+                );
             }
         }
     }

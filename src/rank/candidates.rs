@@ -154,12 +154,6 @@ impl Sources {
         }
     }
 
-    /// Everything a user unknown to the period and without events is
-    /// proposed before filtering: the popular top `config.popular`.
-    pub fn cold_user_items(&self, config: &CandidateConfig) -> Vec<Scored> {
-        self.popular.ranked.iter().take(config.popular).copied().collect()
-    }
-
     /// The popular items of category `category`, best first.
     pub fn popular_in(&self, category: i64) -> &[Scored] {
         self.by_category.get(&category).map_or(&[], Vec::as_slice)

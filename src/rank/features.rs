@@ -416,7 +416,10 @@ mod tests {
         cands.scores[0][0] = 0.5;
         let u1 = train.users.get(1);
         let rows = ctx.build(
-            &[Context::new(&train, u1, &[]), Context::new(&train, None, &[])],
+            &[
+                Context::new(&train, u1, &[]),
+                Context::new(&train, None, &[]),
+            ],
             &cands,
         );
         let w = n_features();

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -230,6 +230,10 @@ pub fn training_table(
         if ranking {
             truth.retain(|u| !u.relevant.is_empty() || !touched_of(u.visitor).is_empty());
         }
+        // A label user the period never saw has an empty context, and the
+        // engine answers empty contexts with popular items, never with the
+        // re-ranker: such users teach it nothing it will use.
+        truth.retain(|u| u.user.is_some());
         if truth.is_empty() {
             continue;
         }
@@ -242,21 +246,13 @@ pub fn training_table(
             &format!("two_stage: als for label window {}", w + 1),
         )?;
         let models_seconds = started.elapsed().as_secs_f64();
-        // Unknown users all get the same candidates: drop at once those with
-        // no positive among them (most one-visit shoppers), before generating.
-        if ranking {
-            let mut cold: Vec<u32> = fitted
-                .cold_user_items(&config.candidates)
-                .iter()
-                .map(|c| c.0)
-                .collect();
-            cold.sort_unstable();
-            let hit = |items: &[u32]| items.iter().any(|i| cold.binary_search(i).is_ok());
-            truth.retain(|u| u.user.is_some() || hit(&u.relevant) || hit(touched_of(u.visitor)));
-        }
+
         let started = Instant::now();
         let users: Vec<Option<u32>> = truth.iter().map(|t| t.user).collect();
-        let ctxs: Vec<Context> = users.iter().map(|&u| Context::new(&period, u, &[])).collect();
+        let ctxs: Vec<Context> = users
+            .iter()
+            .map(|&u| Context::new(&period, u, &[]))
+            .collect();
         let period_rules = Rules::new(rules.clone(), &items);
         let filters: Vec<Filter> = ctxs
             .iter()
@@ -449,16 +445,18 @@ impl TwoStage {
     }
 }
 
+/// With nothing known about the shopper there is nothing to re-rank for:
+/// two_stage answers nobody (the engine fills the answer with popular items),
+/// in evaluation and in service alike.
 impl Recommender for TwoStage {
     fn name(&self) -> &'static str {
         "two_stage"
     }
 
     fn recommend(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Scored> {
-        let (candidates, scores) = self.score(std::slice::from_ref(ctx), std::slice::from_ref(filter));
-        TwoStage::best_rows(&candidates, &scores, 0, n)
+        self.explain(ctx, n, filter)
             .into_iter()
-            .map(|(r, s)| (candidates.items[r], s))
+            .map(|r| (r.item, r.score))
             .collect()
     }
 
@@ -466,23 +464,28 @@ impl Recommender for TwoStage {
         assert_eq!(ctxs.len(), filters.len(), "one filter per context");
         // Bounded batches keep the feature table small whatever the number of shoppers.
         const BATCH: usize = 4096;
-        let mut out = Vec::with_capacity(ctxs.len());
-        for (chunk, chunk_filters) in ctxs.chunks(BATCH).zip(filters.chunks(BATCH)) {
-            let (candidates, scores) = self.score(chunk, chunk_filters);
-            for q in 0..chunk.len() {
-                out.push(
-                    TwoStage::best_rows(&candidates, &scores, q, n)
-                        .into_iter()
-                        .map(|(r, s)| (candidates.items[r], s))
-                        .collect(),
-                );
+        let asked: Vec<usize> = (0..ctxs.len()).filter(|&q| !ctxs[q].is_empty()).collect();
+        let mut out = vec![Vec::new(); ctxs.len()];
+        for chunk in asked.chunks(BATCH) {
+            let batch: Vec<Context> = chunk.iter().map(|&q| ctxs[q]).collect();
+            let batch_filters: Vec<Filter> = chunk.iter().map(|&q| filters[q].clone()).collect();
+            let (candidates, scores) = self.score(&batch, &batch_filters);
+            for (j, &q) in chunk.iter().enumerate() {
+                out[q] = TwoStage::best_rows(&candidates, &scores, j, n)
+                    .into_iter()
+                    .map(|(r, s)| (candidates.items[r], s))
+                    .collect();
             }
         }
         out
     }
 
     fn explain(&self, ctx: &Context, n: usize, filter: &Filter) -> Vec<Ranked> {
-        let (candidates, scores) = self.score(std::slice::from_ref(ctx), std::slice::from_ref(filter));
+        if ctx.is_empty() {
+            return Vec::new();
+        }
+        let (candidates, scores) =
+            self.score(std::slice::from_ref(ctx), std::slice::from_ref(filter));
         TwoStage::best_rows(&candidates, &scores, 0, n)
             .into_iter()
             .map(|(r, score)| Ranked {

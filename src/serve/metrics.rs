@@ -229,7 +229,10 @@ impl Metrics {
     pub fn served(&self, source: &str, n: u64) {
         match SOURCES.iter().position(|&s| s == source) {
             Some(i) => self.source_series[i].inc_by(n),
-            None => self.recommended_items.with_label_values(&[source]).inc_by(n),
+            None => self
+                .recommended_items
+                .with_label_values(&[source])
+                .inc_by(n),
         }
     }
 

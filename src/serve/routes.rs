@@ -17,13 +17,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::state::AppState;
 use super::store::ServiceEvent;
 use crate::data::EventKind;
-use crate::engine::Request;
+use crate::engine::Request as AnswerRequest;
 
 /// The OpenAPI 3 description of [`app`]'s routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -198,7 +198,7 @@ async fn recommendations(
             Vec::new()
         }
     };
-    let request = Request {
+    let request = AnswerRequest {
         user_id,
         events: &events,
         k,

@@ -10,12 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::engine::{Engine, EngineSettings};
 use super::metrics::Metrics;
 use super::routes::app;
 use super::state::{AppState, Settings};
 use super::store::{EventStore, StoreSettings};
 use super::ServeConfig;
+use crate::engine::{Engine, EngineSettings};
 
 /// Everything `recsys serve` needs to start.
 #[derive(Debug, Clone)]
@@ -67,7 +67,10 @@ async fn serve(options: ServeOptions) -> Result<()> {
         bundle_root: options.bundle_root.clone(),
     };
     let version = engine.version.clone();
-    eprintln!("recsys serve: {} answers every request, scored live", engine.model);
+    eprintln!(
+        "recsys serve: {} answers every request, scored live",
+        engine.model
+    );
     if let Some(recall) = engine.similar_recall {
         eprintln!("recsys serve: similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)", 100.0 * recall);
     }

@@ -97,10 +97,7 @@ impl AppState {
         let m = &self.metrics;
         m.model_info.reset();
         m.model_info
-            .with_label_values(&[
-                engine.version.as_str(),
-                engine.model,
-            ])
+            .with_label_values(&[engine.version.as_str(), engine.model])
             .set(1.0);
         m.model_loaded.set(engine.loaded_unix);
         m.model_created.set(engine.created_unix);

@@ -73,4 +73,3 @@ pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
         ]
     }))
 }
-

@@ -10,7 +10,7 @@ use crate::bundle::Bundle;
 use crate::config::{Config, MODEL_NAMES};
 use crate::data::time::DAY_MS;
 use crate::data::{split, EventKind, EventLog, LoadedEvents, Protocol, TrainSet};
-use crate::models::{Context, Event, Filter, Recommender};
+use crate::models::{Context, Event, Filter};
 use crate::rng::Rng;
 
 const USERS: i64 = 120;
@@ -126,7 +126,11 @@ fn planted_preferences_come_back_first() {
             continue;
         }
         let share = in_group as f64 / asked.max(1) as f64;
-        assert!(share >= 0.9, "{}: {share:.2} of items from the user's group", model.name());
+        assert!(
+            share >= 0.9,
+            "{}: {share:.2} of items from the user's group",
+            model.name()
+        );
     }
 }
 
@@ -185,13 +189,26 @@ fn batch_answers_equal_single_answers_and_empty_contexts_are_handled() {
     for model in bundle.models() {
         let batch = model.recommend_batch(&ctxs, 5, &filters);
         for (ctx, list) in ctxs.iter().zip(&batch) {
-            assert_eq!(list, &model.recommend(ctx, 5, &Filter::none()), "{}", model.name());
+            assert_eq!(
+                list,
+                &model.recommend(ctx, 5, &Filter::none()),
+                "{}",
+                model.name()
+            );
         }
         if model.name() == "popular" {
             assert_eq!(batch[1].len(), 5, "popular serves everyone");
         } else {
-            assert!(batch[1].is_empty(), "{} invents items for nobody", model.name());
-            assert!(!batch[3].is_empty(), "{} ignores a new shopper's view", model.name());
+            assert!(
+                batch[1].is_empty(),
+                "{} invents items for nobody",
+                model.name()
+            );
+            assert!(
+                !batch[3].is_empty(),
+                "{} ignores a new shopper's view",
+                model.name()
+            );
         }
     }
 }
@@ -211,10 +228,7 @@ fn a_saved_and_loaded_bundle_answers_identically() {
     for (model, back) in bundle.models().into_iter().zip(loaded.models()) {
         assert_eq!(model.name(), back.name());
         for u in 0..train.users.len() as u32 {
-            for ctx in [
-                Context::known(train, u),
-                Context::new(train, Some(u), &new),
-            ] {
+            for ctx in [Context::known(train, u), Context::new(train, Some(u), &new)] {
                 let other = Context::new(&loaded.train, ctx.user, ctx.new);
                 assert_eq!(
                     model.recommend(&ctx, 10, &Filter::none()),

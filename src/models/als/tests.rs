@@ -371,16 +371,21 @@ fn fold_in_solves_the_users_system_exactly() {
         let got = als.fold_in(&cells);
         let want = exact_row(&als.item_factors, row.indices(), row.data(), &cfg);
         for (g, w) in got.iter().zip(&want) {
-            assert!((f64::from(*g) - w).abs() < 1e-4 * (1.0 + w.abs()), "{g} vs {w}");
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-4 * (1.0 + w.abs()),
+                "{g} vs {w}"
+            );
         }
     }
 }
 
 #[test]
 fn folding_in_a_training_users_own_history_gives_their_trained_top_10() {
-    // The trained rows are 3 CG steps from the exact solve the fold-in does,
-    // so the lists may differ a little: at least 9 of 10 items in common on
-    // average, and the same first item for at least 90% of users.
+    // The trained rows are 3 CG steps per iteration away from the exact solve
+    // the fold-in does, and items within a taste group score nearly alike, so
+    // the order may differ a little: at least 9 of 10 items in common on
+    // average, and the folded-in first item among the trained first three for
+    // at least 95% of users.
     let train = checkerboard();
     let cfg = AlsConfig {
         factors: 8,
@@ -397,35 +402,67 @@ fn folding_in_a_training_users_own_history_gives_their_trained_top_10() {
     for u in 0..users {
         let trained = als.recommend(&crate::models::Context::known(&train, u), 10, &none);
         let events = as_new_events(&train, u);
-        let folded = als.recommend(&crate::models::Context::new(&train, None, &events), 10, &none);
-        common += folded.iter().filter(|f| trained.iter().any(|t| t.0 == f.0)).count();
-        same_first += usize::from(folded[0].0 == trained[0].0);
+        let folded = als.recommend(
+            &crate::models::Context::new(&train, None, &events),
+            10,
+            &none,
+        );
+        common += folded
+            .iter()
+            .filter(|f| trained.iter().any(|t| t.0 == f.0))
+            .count();
+        same_first += usize::from(trained[..3].iter().any(|t| t.0 == folded[0].0));
     }
-    assert!(common as f64 >= 9.0 * f64::from(users), "{common} items in common");
-    assert!(same_first as f64 >= 0.9 * f64::from(users), "{same_first} same first");
+    assert!(
+        common as f64 >= 9.0 * f64::from(users),
+        "{common} items in common"
+    );
+    assert!(
+        same_first as f64 >= 0.95 * f64::from(users),
+        "{same_first} first in top 3"
+    );
 }
 
 #[test]
 fn the_inner_product_index_finds_the_exact_top_items() {
-    // Enough items for a clustered index: 6000 random 16-factor items.
-    let (users, items, f) = (300, 6000, 16);
+    // Enough items for a clustered index: 8000 items of 16 factors around 40
+    // taste centres, with lengths varying like trained factors' do.
+    let (users, items, f) = (400, 8000, 16);
     let mut rng = crate::rng::Rng::new(3);
+    let centres: Vec<Vec<f32>> = (0..40)
+        .map(|_| (0..f).map(|_| rng.next_f32() - 0.5).collect())
+        .collect();
     let mut table = |rows: usize| {
         let mut t = Factors::zeros(rows, f);
-        t.data.iter_mut().for_each(|v| *v = rng.next_f32() - 0.5);
+        for row in t.data.chunks_exact_mut(f) {
+            let c = &centres[rng.below(40) as usize];
+            let length = 0.2 + rng.next_f32();
+            for (v, &m) in row.iter_mut().zip(c) {
+                *v = length * (m + 0.3 * (rng.next_f32() - 0.5));
+            }
+        }
         t
     };
     let als = Als::from_factors(table(users), table(items), AlsConfig::default());
     let index = als.build_index();
-    let recall = index.mips_recall(&als, 50, 100, 1);
-    assert!(recall >= 0.9, "recall@50 {recall}");
+    // Tuned at build on other users than these.
+    let recall = index.mips_recall(&als, 50, 200, 1);
+    let (clusters, probes) = index.mips_probes();
+    assert!(
+        recall >= 0.93,
+        "recall@50 {recall} probing {probes} of {clusters}"
+    );
+    assert!(
+        probes < clusters,
+        "the index must not degrade to a full scan here"
+    );
     // Scores are the true inner products, and a filter is obeyed.
     let x = als.user_factors.row(0).to_vec();
-    let refuse = crate::models::Filter::excluding((0..3000).collect());
+    let refuse = crate::models::Filter::excluding((0..4000).collect());
     let got = als.top_items(&x, 10, &refuse);
     assert_eq!(got.len(), 10);
     for (item, score) in got {
-        assert!(item >= 3000);
+        assert!(item >= 4000);
         let exact = crate::models::factors::dot(&x, als.item_factors.row(item as usize));
         assert!((score - exact).abs() < 1e-4, "{score} vs {exact}");
     }

@@ -8,7 +8,6 @@ mod redis;
 
 use std::time::Duration;
 
-
 pub use self::memory::MemoryStore;
 pub use self::redis::{RedisStore, RedisStoreError};
 
