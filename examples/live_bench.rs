@@ -45,6 +45,9 @@ struct Args {
     /// Shoppers sampled per measurement.
     #[arg(long, default_value_t = 2000)]
     shoppers: usize,
+    /// Time whole answers only (for profiling them).
+    #[arg(long)]
+    answers_only: bool,
 }
 
 /// Mean and 99th percentile of `micros`, in microseconds.
@@ -72,7 +75,8 @@ fn run() -> Result<()> {
         "{}",
         json!({"event": "load", "bundle": engine.version, "model": engine.model,
                "seconds": started.elapsed().as_secs_f64(),
-               "similar_recall_at_10": engine.similar_recall, "candidate_recall_at_50": engine.mips_recall})
+               "similar_recall_at_10": engine.similar_recall, "candidate_recall_at_50": engine.mips_recall,
+               "candidate_index_tuning": bundle.als.as_ref().and_then(|a| a.index()).map(|i| i.tuning.clone())})
     );
     let train = &bundle.train;
     let mut rng = Rng::new(7);
@@ -82,7 +86,7 @@ fn run() -> Result<()> {
         .map(|u| u as u32)
         .collect();
 
-    if let Some(als) = &bundle.als {
+    if let Some(als) = bundle.als.as_ref().filter(|_| !args.answers_only) {
         let weights = &als.config.weights;
         let mut fold = Vec::new();
         let mut search = Vec::new();
@@ -122,6 +126,31 @@ fn run() -> Result<()> {
         println!(
             "{}",
             json!({"event": "als_top50_exact", "time": summary(&mut exact)})
+        );
+    }
+
+    if let Some(two_stage) = &bundle.two_stage {
+        // Where a known shopper's two_stage answer goes: candidates, features, trees.
+        let (mut cand, mut feat, mut trees, mut rows) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        for &u in &users {
+            let ctx = recsys::models::Context::known(train, u);
+            let filter = engine.filter(&ctx, &[], None);
+            let t = Instant::now();
+            let c = two_stage.candidates(std::slice::from_ref(&ctx), std::slice::from_ref(&filter));
+            cand.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            let x = two_stage.context.build(std::slice::from_ref(&ctx), &c);
+            feat.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            std::hint::black_box(two_stage.booster.predict(&x, recsys::rank::features::n_features()));
+            trees.push(t.elapsed().as_secs_f64() * 1e6);
+            rows += c.len();
+        }
+        println!(
+            "{}",
+            json!({"event": "two_stage_parts", "trees": two_stage.booster.n_trees(),
+                   "candidates_per_shopper": rows as f64 / users.len().max(1) as f64,
+                   "candidates": summary(&mut cand), "features": summary(&mut feat), "rerank": summary(&mut trees)})
         );
     }
 

@@ -38,8 +38,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMat;
 
-use super::factors::{axpy_kernel, dot, dot_kernel, Factors};
+use super::factors::{axpy_kernel, dot_kernel, Factors};
 use super::ivf::IvfIndex;
+use super::mips::MipsIndex;
 use super::{Context, Filter, Recommender, Scored};
 use crate::data::matrix::sum_by_item;
 use crate::data::EventWeights;
@@ -118,12 +119,14 @@ impl PartialEq for Als {
 /// time without a pass over the whole catalogue.
 #[derive(Debug, Clone)]
 pub struct AlsIndex {
-    /// Maximum inner product: the items augmented to equal length (see [`Als::build_index`]).
-    mips: IvfIndex,
-    /// The longest item vector, `M`.
-    max_norm: f32,
+    /// `L` of `YᵀY + λI = L Lᵀ` (lower triangle, f64): queries are searched as `Lᵀ x`.
+    whiten: Vec<f64>,
+    /// Maximum inner product over the whitened items `L⁻¹ y` (see [`MipsIndex`]).
+    mips: MipsIndex,
     /// Cosine similarity between items.
     cosine: IvfIndex,
+    /// How the candidate index was tuned: (share of clusters probed, recall) per step.
+    pub tuning: Vec<(f64, f64)>,
     /// Each item's nearest neighbours, computed once when first asked for.
     neighbours: Vec<OnceLock<Box<[Scored]>>>,
 }
@@ -174,39 +177,38 @@ impl Als {
 
     /// Build the search indexes (once; later calls return the same) so that
     /// single shoppers and similar items are answered from them instead of
-    /// exact passes over the catalogue.
+    /// exact passes over the catalogue: a [`MipsIndex`] for a shopper's top
+    /// items by inner product, a cosine [`IvfIndex`] for similar items.
     ///
-    /// Maximum inner product search is reduced to cosine search by augmenting
-    /// every item with one coordinate (Bachrach et al. 2014):
-    ///
-    /// ```text
-    /// y' = [y, √(M² − |y|²)],  q' = [q, 0]   ⇒   q'·y' = q·y  and  |y'| = M for every item
-    /// ```
-    ///
-    /// so the items nearest `q'` by cosine are the items of largest `q·y`.
     /// How many clusters a query must probe depends on the factors, so it is
-    /// tuned here: starting from the cosine index's share, the probes double
-    /// until the index finds [`MIPS_RECALL_TARGET`] of the exact top
-    /// [`MIPS_RECALL_AT`] for a sample of the trained users (or every cluster
-    /// is probed, which is exact).
+    /// tuned here: the probes double until the index finds
+    /// [`MIPS_RECALL_TARGET`] of the exact top [`MIPS_RECALL_AT`] for a sample
+    /// of the trained users (or every cluster is probed, which is exact).
     pub fn build_index(&self) -> &AlsIndex {
         self.index.get_or_init(|| {
             let items = &self.item_factors;
             let f = items.dim;
-            let norms: Vec<f32> = (0..items.rows)
-                .map(|i| dot(items.row(i), items.row(i)).sqrt())
-                .collect();
-            let max_norm = norms.iter().copied().fold(0.0f32, f32::max);
-            let mut augmented = Factors::zeros(items.rows, f + 1);
-            for (i, row) in augmented.data.chunks_exact_mut(f + 1).enumerate() {
-                row[..f].copy_from_slice(items.row(i));
-                row[f] = (max_norm * max_norm - norms[i] * norms[i]).max(0.0).sqrt();
-            }
+            // B = YᵀY + λI = L Lᵀ; items become z = L⁻¹ y and queries Lᵀ x, so
+            // that (Lᵀ x)·z = x·y while a shopper's query, ≈ Σ c_i z_i for
+            // their items i, lies among the items' own vectors.
+            let mut l = self.base().clone();
+            cholesky(&mut l, f);
+            let mut whitened = Factors::zeros(items.rows, f);
+            whitened
+                .data
+                .par_chunks_mut(f)
+                .enumerate()
+                .for_each(|(i, out)| {
+                    let mut z: Vec<f64> = items.row(i).iter().map(|&v| f64::from(v)).collect();
+                    forward_substitute(&l, &mut z, f);
+                    out.iter_mut().zip(z).for_each(|(o, v)| *o = v as f32);
+                });
             let mut index = AlsIndex {
-                mips: IvfIndex::build(&augmented, 43),
-                max_norm,
+                whiten: l,
+                mips: MipsIndex::build(&whitened, 43),
                 cosine: IvfIndex::build(items, 42),
                 neighbours: (0..items.rows).map(|_| OnceLock::new()).collect(),
+                tuning: Vec::new(),
             };
             let sample = crate::rng::Rng::new(17).sample_sorted(
                 self.user_factors.rows,
@@ -217,13 +219,20 @@ impl Als {
                 .top_n_against(&sample, items, MIPS_RECALL_AT);
             loop {
                 let recall = index.recall_on(self, &sample, &exact);
-                let probes = index.mips.probes();
-                if recall >= MIPS_RECALL_TARGET || probes >= index.mips.clusters() {
+                index.tuning.push((index.mips.probe_share(), recall));
+                if recall >= MIPS_RECALL_TARGET || !index.mips.widen() {
                     break;
                 }
-                index.mips.set_probes(probes * 2);
             }
             index
+        })
+    }
+
+    /// `YᵀY + λI` in f64, computed once.
+    fn base(&self) -> &Vec<f64> {
+        self.base.get_or_init(|| {
+            let gram = regularized_gram(&self.item_factors, self.config.regularization);
+            gram.into_iter().map(f64::from).collect()
         })
     }
 
@@ -266,11 +275,7 @@ impl Als {
     /// rank-one terms and solves by Cholesky in f64: `O(n f² + f³/6)`.
     pub fn fold_in(&self, cells: &[(u32, f32)]) -> Vec<f32> {
         let f = self.item_factors.dim;
-        let base = self.base.get_or_init(|| {
-            let gram = regularized_gram(&self.item_factors, self.config.regularization);
-            gram.into_iter().map(f64::from).collect()
-        });
-        let mut a = base.clone();
+        let mut a = self.base().clone();
         let mut b = vec![0.0f64; f];
         let alpha = f64::from(self.config.alpha);
         for &(item, w) in cells {
@@ -378,12 +383,13 @@ impl AlsIndex {
     /// The `n` items of largest `query · y` among those `keep` allows, with
     /// their true inner products.
     fn search(&self, query: &[f32], n: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
-        let mut q = query.to_vec();
-        q.push(0.0);
-        let scale = self.max_norm * dot(query, query).sqrt();
-        let mut found = self.mips.search_where(&q, n, keep);
-        found.iter_mut().for_each(|s| s.1 *= scale);
-        found
+        let f = query.len();
+        let l = &self.whiten;
+        // Lᵀ x: entry i is Σ_{k ≥ i} L[k][i] x_k.
+        let q: Vec<f32> = (0..f)
+            .map(|i| (i..f).map(|k| l[k * f + i] * f64::from(query[k])).sum::<f64>() as f32)
+            .collect();
+        self.mips.search(&q, n, keep)
     }
 
     /// Mean share of `exact` (each sampled user's exact top list) the index finds.
@@ -420,9 +426,9 @@ impl AlsIndex {
         self.recall_on(als, &picked, &exact)
     }
 
-    /// Clusters of the candidate index, and how many a query probes.
-    pub fn mips_probes(&self) -> (usize, usize) {
-        (self.mips.clusters(), self.mips.probes())
+    /// Share of the candidate index's clusters a query probes (at most).
+    pub fn mips_probe_share(&self) -> f64 {
+        self.mips.probe_share()
     }
 
     /// Mean share of the exact 10 nearest neighbours the cosine index finds, over up to `sample` items.
@@ -480,10 +486,9 @@ impl Recommender for Als {
     }
 }
 
-/// Solve `a x = b` in place (`b` becomes `x`) for a symmetric positive-definite
-/// `f × f` matrix of which only the lower triangle is read, by Cholesky
-/// factorisation `a = L Lᵀ` (overwriting that triangle with `L`).
-fn cholesky_solve(a: &mut [f64], b: &mut [f64], f: usize) {
+/// Factor a symmetric positive-definite `f × f` matrix as `a = L Lᵀ` in
+/// place: only its lower triangle is read, and it becomes `L`.
+fn cholesky(a: &mut [f64], f: usize) {
     for j in 0..f {
         let mut d = a[j * f + j];
         for k in 0..j {
@@ -501,14 +506,25 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], f: usize) {
             a[row_i + j] = s / d;
         }
     }
-    // L y = b, then Lᵀ x = y.
+}
+
+/// `b ← L⁻¹ b` for the lower-triangular `L` of [`cholesky`].
+fn forward_substitute(l: &[f64], b: &mut [f64], f: usize) {
     for i in 0..f {
         let mut s = b[i];
         for k in 0..i {
-            s -= a[i * f + k] * b[k];
+            s -= l[i * f + k] * b[k];
         }
-        b[i] = s / a[i * f + i];
+        b[i] = s / l[i * f + i];
     }
+}
+
+/// Solve `a x = b` in place (`b` becomes `x`) for a symmetric positive-definite
+/// `f × f` matrix of which only the lower triangle is read, by Cholesky
+/// factorisation `a = L Lᵀ` (overwriting that triangle with `L`).
+fn cholesky_solve(a: &mut [f64], b: &mut [f64], f: usize) {
+    cholesky(a, f);
+    forward_substitute(a, b, f);
     for i in (0..f).rev() {
         let mut s = b[i];
         for k in i + 1..f {

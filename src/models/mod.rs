@@ -15,6 +15,7 @@ pub mod factors;
 pub mod filter;
 pub mod history;
 pub mod ivf;
+pub mod mips;
 pub mod popular;
 pub mod topk;
 
