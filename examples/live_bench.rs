@@ -129,6 +129,21 @@ fn run() -> Result<()> {
         );
     }
 
+    if let Some(als) = &bundle.als {
+        // Items never asked for before: the similar-items index searched, then cached.
+        let mut cold = Vec::new();
+        for &u in &users {
+            let item = train.item[train.user_events(u).start];
+            let t = Instant::now();
+            std::hint::black_box(als.similar_items(item, 30));
+            cold.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        println!(
+            "{}",
+            json!({"event": "similar_30_first_time", "time": summary(&mut cold)})
+        );
+    }
+
     if let Some(two_stage) = &bundle.two_stage {
         // Where a known shopper's two_stage answer goes: candidates, features, trees.
         let (mut cand, mut feat, mut trees, mut rows) = (Vec::new(), Vec::new(), Vec::new(), 0);
@@ -142,7 +157,11 @@ fn run() -> Result<()> {
             let x = two_stage.context.build(std::slice::from_ref(&ctx), &c);
             feat.push(t.elapsed().as_secs_f64() * 1e6);
             let t = Instant::now();
-            std::hint::black_box(two_stage.booster.predict(&x, recsys::rank::features::n_features()));
+            std::hint::black_box(
+                two_stage
+                    .booster
+                    .predict(&x, recsys::rank::features::n_features()),
+            );
             trees.push(t.elapsed().as_secs_f64() * 1e6);
             rows += c.len();
         }

@@ -387,7 +387,11 @@ impl AlsIndex {
         let l = &self.whiten;
         // Lᵀ x: entry i is Σ_{k ≥ i} L[k][i] x_k.
         let q: Vec<f32> = (0..f)
-            .map(|i| (i..f).map(|k| l[k * f + i] * f64::from(query[k])).sum::<f64>() as f32)
+            .map(|i| {
+                (i..f)
+                    .map(|k| l[k * f + i] * f64::from(query[k]))
+                    .sum::<f64>() as f32
+            })
             .collect();
         self.mips.search(&q, n, keep)
     }

@@ -52,7 +52,11 @@ impl MipsIndex {
             .map(|i| dot(items.row(i), items.row(i)).sqrt())
             .collect();
         let mut order: Vec<u32> = (0..items.rows as u32).collect();
-        order.sort_by(|&a, &b| norms[b as usize].total_cmp(&norms[a as usize]).then(a.cmp(&b)));
+        order.sort_by(|&a, &b| {
+            norms[b as usize]
+                .total_cmp(&norms[a as usize])
+                .then(a.cmp(&b))
+        });
         let mut bounds = Vec::new();
         let mut size = ((items.rows as f64 * FIRST_RANGE_SHARE).ceil() as usize).max(1);
         let mut start = 0;
@@ -151,7 +155,8 @@ mod tests {
         let mut items = Factors::zeros(500, 6);
         for (i, row) in items.data.chunks_exact_mut(6).enumerate() {
             let length = 1.0 + (i % 50) as f32;
-            row.iter_mut().for_each(|v| *v = length * (rng.next_f32() - 0.5));
+            row.iter_mut()
+                .for_each(|v| *v = length * (rng.next_f32() - 0.5));
         }
         let index = MipsIndex::build(&items, 1);
         for q in 0..20 {
