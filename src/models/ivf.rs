@@ -16,8 +16,9 @@ use super::topk::{top_k, top_k_dense};
 use super::Scored;
 use crate::rng::Rng;
 
-/// Below this many rows one cluster (an exact scan) is fast enough.
-const EXACT_BELOW: usize = 4096;
+/// Below this many rows one cluster (an exact scan) is fast enough for
+/// [`IvfIndex::build`].
+pub const EXACT_BELOW: usize = 4096;
 
 /// Clusters of unit-length rows, searched by cosine similarity.
 #[derive(Debug, Clone)]
@@ -39,9 +40,14 @@ pub struct IvfIndex {
 impl IvfIndex {
     /// Index the rows of `rows` (any length; normalised here), deterministic for `seed`.
     pub fn build(rows: &Factors, seed: u64) -> IvfIndex {
+        IvfIndex::build_clustered_from(rows, seed, EXACT_BELOW)
+    }
+
+    /// [`IvfIndex::build`], clustering tables of `exact_below` rows or more.
+    pub fn build_clustered_from(rows: &Factors, seed: u64, exact_below: usize) -> IvfIndex {
         let unit = rows.normalized();
         let n = unit.rows;
-        let clusters = if n < EXACT_BELOW {
+        let clusters = if n < exact_below {
             1
         } else {
             // ~2√n clusters of ~√n/2 members; probing 1/32 of them scans ~3%.

@@ -29,6 +29,9 @@ use super::Scored;
 /// steeply, so narrow ranges at the top keep each range's lengths alike.
 const FIRST_RANGE_SHARE: f64 = 1.0 / 256.0;
 
+/// Ranges of this many items or more are clustered; smaller ones scanned whole.
+const EXACT_BELOW: usize = 1024;
+
 /// One norm range: its items (global ids, longest first) and their index.
 #[derive(Debug, Clone)]
 struct Range {
@@ -85,7 +88,7 @@ impl MipsIndex {
                 Range {
                     ids: ids.to_vec(),
                     max_norm,
-                    index: IvfIndex::build(&augmented, seed + r as u64),
+                    index: IvfIndex::build_clustered_from(&augmented, seed + r as u64, EXACT_BELOW),
                 }
             })
             .collect();
