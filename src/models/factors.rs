@@ -213,6 +213,34 @@ pub fn dot_kernel<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// `out[i] = q · rows[i]` for consecutive rows of `q.len()` values: the scan
+/// of an index's cluster. Compiled twice, and the AVX2 + FMA version is taken
+/// when the CPU has it (the binary is built for any x86-64).
+pub fn dots(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has just been checked for AVX2 and FMA.
+            unsafe { dots_fma(q, rows, out) };
+            return;
+        }
+    }
+    dots_with::<false>(q, rows, out);
+}
+
+#[inline(always)]
+fn dots_with<const FMA: bool>(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(q.len().max(1))) {
+        *o = dot_kernel::<FMA>(q, row);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_fma(q: &[f32], rows: &[f32], out: &mut [f32]) {
+    dots_with::<true>(q, rows, out);
+}
+
 /// `y += a * x`, fused when `FMA` (see [`dot_kernel`]).
 #[inline(always)]
 pub fn axpy_kernel<const FMA: bool>(a: f32, x: &[f32], y: &mut [f32]) {
@@ -240,6 +268,17 @@ mod tests {
         let b = table(2, 2, vec![1.0, 0.0, 0.0, 1.0]);
         assert_eq!(a.scores_against(&[2, 0], &b), vec![5.0, 6.0, 1.0, 2.0]);
         assert_eq!(a.top_n_against(&[1], &b, 1), vec![vec![(1, 4.0)]]);
+    }
+
+    #[test]
+    fn dots_score_every_row() {
+        let rows: Vec<f32> = (0..33).map(|i| i as f32).collect();
+        let q = [1.0, 0.0, 2.0];
+        let mut out = vec![0.0; 11];
+        dots(&q, &rows, &mut out);
+        for (r, o) in out.iter().enumerate() {
+            assert_eq!(*o, (3 * r) as f32 + 2.0 * (3 * r + 2) as f32);
+        }
     }
 
     #[test]

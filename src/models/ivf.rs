@@ -11,8 +11,8 @@
 
 use rayon::prelude::*;
 
-use super::factors::{dot, Factors};
-use super::topk::{top_k, top_k_dense};
+use super::factors::{dot, dots, Factors};
+use super::topk::{top_k_dense, TopK};
 use super::Scored;
 use crate::rng::Rng;
 
@@ -133,26 +133,30 @@ impl IvfIndex {
         let probes: Vec<u32> = if self.clusters() == 1 {
             vec![0]
         } else {
-            let centre_scores: Vec<f32> = (0..self.clusters())
-                .map(|c| dot(query, self.centroids.row(c)))
-                .collect();
+            let mut centre_scores = vec![0.0; self.clusters()];
+            dots(query, &self.centroids.data, &mut centre_scores);
             top_k_dense(&centre_scores, self.nprobe)
                 .into_iter()
                 .map(|p| p.0)
                 .collect()
         };
-        let keep = &keep;
-        let candidates = probes.into_iter().flat_map(|c| {
-            let range = self.offsets[c as usize]..self.offsets[c as usize + 1];
-            range.filter_map(move |slot| {
+        // Members of a cluster sit together: a plain loop over them, scored
+        // against the unit query, with the worst kept score as a cut-off.
+        let unit: Vec<f32> = query.iter().map(|v| v / norm).collect();
+        let mut best = TopK::new(n);
+        let mut scores = Vec::new();
+        for c in probes {
+            let (start, end) = (self.offsets[c as usize], self.offsets[c as usize + 1]);
+            scores.resize(end - start, 0.0);
+            dots(&unit, &self.vectors[start * dim..end * dim], &mut scores);
+            for (slot, &score) in (start..end).zip(&scores) {
                 let id = self.ids[slot];
-                keep(id).then(|| {
-                    let v = &self.vectors[slot * dim..(slot + 1) * dim];
-                    (id, dot(query, v) / norm)
-                })
-            })
-        });
-        top_k(candidates, n)
+                if best.could_keep(score) && keep(id) {
+                    best.offer(id, score);
+                }
+            }
+        }
+        best.into_sorted()
     }
 
     /// The `n` rows most similar to row `row` of the indexed table, itself excluded.

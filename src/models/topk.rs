@@ -31,29 +31,68 @@ impl PartialOrd for Entry {
     }
 }
 
+/// The `k` best `(item, score)` pairs offered so far, for loops that offer
+/// them one at a time (NaN scores are skipped).
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Entry>,
+    /// The worst kept score once `k` are kept; anything below it is refused
+    /// without touching the heap.
+    worst: f32,
+}
+
+impl TopK {
+    /// Keep the best `k`.
+    pub fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            worst: f32::NEG_INFINITY,
+        }
+    }
+
+    /// Whether a score of `score` could still be kept (cheap pre-check).
+    #[inline]
+    pub fn could_keep(&self, score: f32) -> bool {
+        self.heap.len() < self.k || score >= self.worst
+    }
+
+    /// Offer one pair.
+    #[inline]
+    pub fn offer(&mut self, item: u32, score: f32) {
+        if self.k == 0 || score.is_nan() || !self.could_keep(score) {
+            return;
+        }
+        if self.heap.len() < self.k {
+            self.heap.push(Entry((item, score)));
+        } else if let Some(worst) = self.heap.peek() {
+            let better = score > worst.0 .1 || (score == worst.0 .1 && item < worst.0 .0);
+            if !better {
+                return;
+            }
+            self.heap.pop();
+            self.heap.push(Entry((item, score)));
+        }
+        if self.heap.len() == self.k {
+            self.worst = self.heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .1);
+        }
+    }
+
+    /// The kept pairs, best first.
+    pub fn into_sorted(self) -> Vec<Scored> {
+        let mut out: Vec<Scored> = self.heap.into_iter().map(|e| e.0).collect();
+        sort_best_first(&mut out);
+        out
+    }
+}
+
 /// The `k` highest-scoring `(item, score)` pairs, best first. NaN scores are skipped.
 pub fn top_k(scores: impl IntoIterator<Item = Scored>, k: usize) -> Vec<Scored> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(k + 1);
+    let mut best = TopK::new(k);
     for (item, score) in scores {
-        if score.is_nan() {
-            continue;
-        }
-        if heap.len() < k {
-            heap.push(Entry((item, score)));
-        } else if let Some(worst) = heap.peek() {
-            let better = score > worst.0 .1 || (score == worst.0 .1 && item < worst.0 .0);
-            if better {
-                heap.pop();
-                heap.push(Entry((item, score)));
-            }
-        }
+        best.offer(item, score);
     }
-    let mut out: Vec<Scored> = heap.into_iter().map(|e| e.0).collect();
-    sort_best_first(&mut out);
-    out
+    best.into_sorted()
 }
 
 /// [`top_k`] of a dense score vector (item `i` scores `scores[i]`), the hot
