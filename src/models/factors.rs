@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::topk::{top_k, top_k_dense};
+use super::topk::{top_k_dense, top_k_dense_where};
 use super::Scored;
 
 /// A row-major table of `rows` vectors of length `dim`.
@@ -141,13 +141,7 @@ impl Factors {
                     .enumerate()
                     .map(|(j, &q)| {
                         let row = &scores[j * other.rows..(j + 1) * other.rows];
-                        top_k(
-                            row.iter()
-                                .enumerate()
-                                .filter(|&(i, _)| keep(q, i as u32))
-                                .map(|(i, &s)| (i as u32, s)),
-                            n,
-                        )
+                        top_k_dense_where(row, n, |i| keep(q, i))
                     })
                     .collect::<Vec<_>>()
             })

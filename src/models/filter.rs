@@ -14,6 +14,19 @@ use serde::{Deserialize, Serialize};
 use super::context::Context;
 use crate::data::{EventKind, ItemInfo};
 
+/// Which of the shopper's events the exclusions read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExcludeFrom {
+    /// Events since training (what the service received): an item carted in
+    /// this visit is not offered again, while a shop whose shoppers re-buy
+    /// still sees last month's basket come back.
+    #[default]
+    New,
+    /// Training events too.
+    All,
+}
+
 /// `[rules]` of config.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +39,9 @@ pub struct RulesConfig {
     pub exclude_carted: bool,
     /// Leave out every item the shopper interacted with, views included.
     pub exclude_seen: bool,
+    /// Whether the three exclusions above read only the events since
+    /// training (`new`, the default) or the training history too (`all`).
+    pub exclude_from: ExcludeFrom,
     /// Most ids a request's `exclude` may list.
     pub max_exclude: usize,
 }
@@ -37,6 +53,7 @@ impl Default for RulesConfig {
             exclude_bought: true,
             exclude_carted: true,
             exclude_seen: false,
+            exclude_from: ExcludeFrom::New,
             max_exclude: 100,
         }
     }
@@ -151,10 +168,15 @@ impl Rules {
                 (false, false) => &[],
             }
         };
-        let mut excluded = if kinds.is_empty() {
-            Vec::new()
-        } else {
-            ctx.items_with(kinds)
+        let mut excluded = match c.exclude_from {
+            _ if kinds.is_empty() => Vec::new(),
+            ExcludeFrom::All => ctx.items_with(kinds),
+            ExcludeFrom::New => ctx
+                .new
+                .iter()
+                .filter(|e| kinds.contains(&e.kind))
+                .map(|e| e.item)
+                .collect(),
         };
         excluded.extend_from_slice(&request.exclude);
         let mut filter = Filter::excluding(excluded);
@@ -183,7 +205,13 @@ mod tests {
         let mut info = vec![ItemInfo::default(); train.items.len()];
         info[item(103) as usize].available = Some(false);
         info[item(100) as usize].category = Some(7);
-        let rules = Rules::new(RulesConfig::default(), &info);
+        let rules = Rules::new(
+            RulesConfig {
+                exclude_from: ExcludeFrom::All,
+                ..RulesConfig::default()
+            },
+            &info,
+        );
         let bought = [Event {
             item: item(102),
             kind: EventKind::Transaction,
@@ -222,5 +250,10 @@ mod tests {
         );
         let f = open.filter(&ctx, &RequestRules::default());
         assert!(f.is_none() && f.allows(item(103)) && f.allows(item(101)));
+        // By default only what happened since training is excluded: the
+        // training cart of 101 comes back, the purchase since does not.
+        let new_only = Rules::new(RulesConfig::default(), &info);
+        let f = new_only.filter(&ctx, &RequestRules::default());
+        assert!(f.allows(item(101)) && !f.allows(item(102)) && !f.allows(item(103)));
     }
 }

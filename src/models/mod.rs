@@ -21,7 +21,7 @@ pub mod topk;
 
 pub use als::{Als, AlsConfig};
 pub use context::{Context, Event};
-pub use filter::{Filter, RequestRules, Rules, RulesConfig};
+pub use filter::{ExcludeFrom, Filter, RequestRules, Rules, RulesConfig};
 pub use history::{History, HistoryConfig};
 pub use popular::{Popular, PopularConfig};
 

@@ -103,6 +103,12 @@ pub fn top_k(scores: impl IntoIterator<Item = Scored>, k: usize) -> Vec<Scored> 
 /// is skipped whole — after the first few thousand items almost every block —
 /// and the block maximum is a branch-free reduction the compiler vectorises.
 pub fn top_k_dense(scores: &[f32], k: usize) -> Vec<Scored> {
+    top_k_dense_where(scores, k, |_| true)
+}
+
+/// [`top_k_dense`] among the items `keep` allows; `keep` is asked only about
+/// items good enough to be kept, so a filter costs little on a long vector.
+pub fn top_k_dense_where(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
     const BLOCK: usize = 16;
     if k == 0 {
         return Vec::new();
@@ -114,8 +120,10 @@ pub fn top_k_dense(scores: &[f32], k: usize) -> Vec<Scored> {
             return;
         }
         if heap.len() < k {
-            heap.push(Entry((item as u32, score)));
-        } else if score > heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .1) {
+            if keep(item as u32) {
+                heap.push(Entry((item as u32, score)));
+            }
+        } else if score > heap.peek().map_or(f32::NEG_INFINITY, |w| w.0 .1) && keep(item as u32) {
             heap.pop();
             heap.push(Entry((item as u32, score)));
         }
