@@ -12,6 +12,7 @@
 //! * [`eval`] — ranking metrics and the evaluation report;
 //! * [`training`] — the training side, from config to [`bundle`];
 //! * [`bundle`] — versioned model bundles on disk ([`npy`] arrays);
+//! * [`registry`] — every model's fit, save and load, one line each;
 //! * [`serve`] — the HTTP recommendation service;
 //! * [`storage`] — S3 and PostgreSQL tooling;
 //! * [`tracking`] — MLflow experiment tracking;
@@ -30,6 +31,7 @@ pub mod models;
 pub mod npy;
 pub mod progress;
 pub mod rank;
+pub mod registry;
 pub mod rng;
 pub mod serve;
 pub mod storage;

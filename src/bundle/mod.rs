@@ -17,19 +17,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
-use crate::fsio::{create_dir_atomically, write_bytes_atomically};
-use crate::models::factors::Factors;
 use crate::models::{Als, History, Popular, Recommender};
 use crate::npy;
-use crate::rank::features::feature_names;
-use crate::rank::gbdt::Booster;
 use crate::rank::TwoStage;
 
 /// Bumped when the layout changes incompatibly (2: training events and item
 /// attributes for live scoring; no precomputed lists).
 pub const FORMAT_VERSION: u32 = 2;
-const MANIFEST: &str = "manifest.json";
-const RERANKER: &str = "two_stage_reranker.json";
+/// The file that makes a directory a bundle, written last.
+pub const MANIFEST: &str = "manifest.json";
 
 /// What a bundle says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,66 +116,27 @@ impl Bundle {
         self.models().into_iter().find(|m| m.name() == name)
     }
 
-    /// Write the bundle to `root/<run_id>/` atomically; returns that directory.
-    pub fn save(&self, root: &Path) -> Result<PathBuf> {
-        let dest = root.join(&self.manifest.run_id);
-        create_dir_atomically(&dest, |dir| {
-            npy::write(
-                &dir.join("users.npy"),
-                &[self.users.len()],
-                self.users.raw_ids(),
-            )?;
-            npy::write(
-                &dir.join("items.npy"),
-                &[self.items.len()],
-                self.items.raw_ids(),
-            )?;
-            if let Some(p) = &self.popular {
-                let items: Vec<u32> = p.ranked.iter().map(|r| r.0).collect();
-                let scores: Vec<f32> = p.ranked.iter().map(|r| r.1).collect();
-                npy::write(&dir.join("popular_items.npy"), &[items.len()], &items)?;
-                npy::write(&dir.join("popular_scores.npy"), &[scores.len()], &scores)?;
-            }
-            if let Some(h) = &self.history {
-                npy::write(
-                    &dir.join("history_offsets.npy"),
-                    &[h.offsets.len()],
-                    &h.offsets,
-                )?;
-                npy::write(&dir.join("history_items.npy"), &[h.items.len()], &h.items)?;
-                npy::write(
-                    &dir.join("history_scores.npy"),
-                    &[h.scores.len()],
-                    &h.scores,
-                )?;
-            }
-            if let Some(a) = &self.als {
-                for (name, f) in [
-                    ("als_user_factors.npy", &a.user_factors),
-                    ("als_item_factors.npy", &a.item_factors),
-                ] {
-                    npy::write(&dir.join(name), &[f.rows, f.dim], &f.data)?;
-                }
-            }
-            save_events(&self.train, dir)?;
-            save_item_info(&self.item_info, dir)?;
-            if let Some(t) = &self.two_stage {
-                save_two_stage(t, dir)?;
-            }
-            let config =
-                toml::to_string_pretty(&self.manifest.config).context("serialising config")?;
-            write_bytes_atomically(&dir.join("config.toml"), config.as_bytes())?;
-            // The manifest goes last: a directory with a manifest is complete.
-            let manifest =
-                serde_json::to_vec_pretty(&self.manifest).context("serialising manifest")?;
-            write_bytes_atomically(&dir.join(MANIFEST), &manifest)
-        })
-        .with_context(|| format!("writing bundle {}", dest.display()))?;
-        Ok(dest)
+    /// Write what every bundle holds — id maps, training events, item
+    /// attributes — into `dir` (the models' arrays are the registry's:
+    /// [`Bundle::save`] writes everything).
+    pub(crate) fn save_shared(&self, dir: &Path) -> Result<()> {
+        npy::write(
+            &dir.join("users.npy"),
+            &[self.users.len()],
+            self.users.raw_ids(),
+        )?;
+        npy::write(
+            &dir.join("items.npy"),
+            &[self.items.len()],
+            self.items.raw_ids(),
+        )?;
+        save_events(&self.train, dir)?;
+        save_item_info(&self.item_info, dir)
     }
 
-    /// Read the bundle in directory `dir`.
-    pub fn load(dir: &Path) -> Result<Bundle> {
+    /// Read the manifest and the shared parts of the bundle in `dir`, with no
+    /// model yet ([`Bundle::load`] reads everything).
+    pub(crate) fn load_shared(dir: &Path) -> Result<Bundle> {
         let manifest_path = dir.join(MANIFEST);
         let text = std::fs::read(&manifest_path).with_context(|| {
             format!(
@@ -203,89 +160,17 @@ impl Bundle {
         let items = ids("items.npy")?;
         let train = Arc::new(load_events(dir, &users, &items, manifest.cutoff_ms)?);
         let item_info = Arc::new(load_item_info(dir, items.len())?);
-        let has = |name: &str| manifest.models.iter().any(|m| m == name);
-        let popular = if has("popular") {
-            let items = npy::read::<u32>(&dir.join("popular_items.npy"))?.1;
-            let scores = npy::read::<f32>(&dir.join("popular_scores.npy"))?.1;
-            Some(Arc::new(Popular {
-                ranked: items.into_iter().zip(scores).collect(),
-            }))
-        } else {
-            None
-        };
-        let history = if has("history") {
-            Some(Arc::new(History {
-                config: manifest.config.models.history.clone(),
-                cutoff_ms: manifest.cutoff_ms,
-                offsets: npy::read::<u64>(&dir.join("history_offsets.npy"))?.1,
-                items: npy::read::<u32>(&dir.join("history_items.npy"))?.1,
-                scores: npy::read::<f32>(&dir.join("history_scores.npy"))?.1,
-            }))
-        } else {
-            None
-        };
-        let als = if has("als") {
-            let table = |name: &str| -> Result<Factors> {
-                let (shape, data) = npy::read::<f32>(&dir.join(name))?;
-                match shape[..] {
-                    [rows, dim] => Ok(Factors { rows, dim, data }),
-                    _ => bail!("{name} in {} is not a 2-D table", dir.display()),
-                }
-            };
-            Some(Arc::new(Als::from_factors(
-                table("als_user_factors.npy")?,
-                table("als_item_factors.npy")?,
-                manifest.config.models.als.clone(),
-            )))
-        } else {
-            None
-        };
-        let has_two_stage = has("two_stage");
-        let mut bundle = Bundle {
+        Ok(Bundle {
             manifest,
             users,
             items,
             train,
             item_info,
-            popular,
-            history,
-            als,
+            popular: None,
+            history: None,
+            als: None,
             two_stage: None,
-        };
-        bundle.check_consistent(dir)?;
-        if has_two_stage {
-            bundle.two_stage = Some(load_two_stage(&bundle, dir)?);
-        }
-        Ok(bundle)
-    }
-
-    fn check_consistent(&self, dir: &Path) -> Result<()> {
-        let (u, i) = (self.users.len(), self.items.len());
-        let bad = |what: &str| {
-            Err(anyhow::anyhow!(
-                "bundle {} is inconsistent: {what}",
-                dir.display()
-            ))
-        };
-        if let Some(a) = &self.als {
-            if a.user_factors.rows != u || a.item_factors.rows != i {
-                return bad("ALS factor tables do not match the id maps");
-            }
-        }
-        if let Some(h) = &self.history {
-            if h.users() != u || h.offsets.last().copied() != Some(h.items.len() as u64) {
-                return bad("history offsets do not match the id maps");
-            }
-            if h.items.iter().any(|&x| x as usize >= i) {
-                return bad("history refers to unknown items");
-            }
-        }
-        if let Some(p) = &self.popular {
-            if p.ranked.iter().any(|r| r.0 as usize >= i) {
-                return bad("popular refers to unknown items");
-            }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -368,46 +253,6 @@ fn load_item_info(dir: &Path, n_items: usize) -> Result<Vec<ItemInfo>> {
             available: known(a[2]).map(|v| v == 1),
         })
         .collect())
-}
-
-/// The two_stage files: the re-ranker as readable JSON trees and its importance.
-fn save_two_stage(t: &TwoStage, dir: &Path) -> Result<()> {
-    write_bytes_atomically(&dir.join(RERANKER), t.booster.to_json().as_bytes())?;
-    let importance =
-        serde_json::to_vec_pretty(&t.importance_json()).context("serialising importance")?;
-    write_bytes_atomically(&dir.join("two_stage_importance.json"), &importance)
-}
-
-fn load_two_stage(bundle: &Bundle, dir: &Path) -> Result<TwoStage> {
-    let bad = |what: String| anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display());
-    let path = dir.join(RERANKER);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let booster =
-        Booster::from_json(&text).with_context(|| format!("reading {}", path.display()))?;
-    if booster.feature_names() != feature_names() {
-        return Err(bad(format!(
-            "{} was trained on other features than this recsys computes; retrain it",
-            path.display()
-        )));
-    }
-    let config = bundle.manifest.config.models.two_stage.clone();
-    let (Some(popular), Some(history), Some(als)) = (
-        bundle.popular.clone(),
-        bundle.history.clone(),
-        bundle.als.clone(),
-    ) else {
-        return Err(bad(
-            "two_stage needs the popular, history and als models beside it".into(),
-        ));
-    };
-    Ok(TwoStage::new(
-        config,
-        booster,
-        (popular, history, als),
-        bundle.train.clone(),
-        bundle.item_info.clone(),
-    ))
 }
 
 /// The bundle directory meant by `path`: `path` itself if it is a bundle, else

@@ -11,9 +11,7 @@
 pub mod fit;
 pub mod prepare;
 
-pub use fit::{
-    als_loss, fit, fit_single_stage, fit_single_stage_with, fit_with, FitOptions, SingleStage,
-};
+pub use fit::{fit, fit_with, FitOptions};
 pub use prepare::{data_fingerprint, prepare, Prepared};
 
 #[cfg(test)]

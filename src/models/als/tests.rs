@@ -467,3 +467,33 @@ fn the_inner_product_index_finds_the_exact_top_items() {
         assert!((score - exact).abs() < 1e-4, "{score} vs {exact}");
     }
 }
+
+#[test]
+fn the_fast_als_loss_agrees_with_the_reference() {
+    // A small random users × items matrix with a few interactions per row.
+    let (users, items) = (60, 40);
+    let mut rng = crate::rng::Rng::new(7);
+    let mut cells = sprs::TriMat::new((users, items));
+    for u in 0..users {
+        for _ in 0..1 + u % 5 {
+            let i = (rng.next_u64() % items as u64) as usize;
+            cells.add_triplet(u, i, 1.0 + (rng.next_u64() % 5) as f32);
+        }
+    }
+    let matrix: sprs::CsMat<f32> = cells.to_csr();
+    let config = AlsConfig {
+        factors: 8,
+        alpha: 2.0,
+        regularization: 0.1,
+        ..AlsConfig::default()
+    };
+    let mut trainer = AlsTrainer::new(&matrix, &config).unwrap();
+    for _ in 0..3 {
+        let (fast, reference) = (fast_loss(&trainer, &matrix, &config), trainer.loss());
+        assert!(
+            (fast - reference).abs() <= 1e-5 * reference.abs().max(1e-3),
+            "fast {fast} vs reference {reference}"
+        );
+        trainer.iterate().unwrap();
+    }
+}
