@@ -7,23 +7,22 @@
 //! `--require-tracking`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
 
 use super::{load_config, report_cleaning};
-use crate::bundle::Manifest;
+use crate::bundle::Bundle;
 use crate::config::Config;
 use crate::data::time::{format_date, format_ms};
 use crate::data::{Cutoff, Protocol};
-use crate::engine::{Engine, EngineSettings};
-use crate::eval::{evaluate_engine, Report};
+use crate::eval::Report;
 use crate::tracking::{
     now_ms, record, LogBatch, Param, RunStatus, TrackingError, TrackingOverrides, TrackingSettings,
     TrainingRun,
 };
-use crate::training::{fit_with, prepare, FitOptions};
+use crate::training::{run as run_training, FitOptions, Observer, Prepared, RunSettings, Trained};
 
 /// Arguments of `recsys train`.
 #[derive(Debug, Args)]
@@ -58,15 +57,6 @@ pub struct TrainArgs {
     /// Register the uploaded bundle as a new version of this MLflow model.
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
-}
-
-/// What one training produced, for printing and tracking.
-struct Trained {
-    manifest: Manifest,
-    dir: PathBuf,
-    report: Option<Report>,
-    /// Wall-clock time of each stage.
-    timings: Vec<(&'static str, Duration)>,
 }
 
 pub(super) fn run(args: TrainArgs) -> Result<()> {
@@ -194,7 +184,7 @@ fn record_run(run: &mut TrainingRun, trained: &Trained, register: Option<&str>) 
     register.and_then(|name| run.register(name, "bundle"))
 }
 
-/// Load, train, save and (with `--evaluate`) evaluate, printing as it goes.
+/// Train as `args` say, printing each stage as it ends.
 fn train(
     args: &TrainArgs,
     config: &Config,
@@ -203,91 +193,87 @@ fn train(
     k: usize,
     options: FitOptions,
 ) -> Result<Trained> {
-    let started = Instant::now();
-    let prepared = prepare(config, args.events.clone(), cutoff, protocol)?;
-    let load_time = started.elapsed();
-    let loaded = &prepared.loaded;
-    let [views, carts, buys] = loaded.log.kind_counts();
-    eprintln!(
-        "loaded {} events from {} ({views} views, {carts} add-to-carts, {buys} transactions) in {:.1}s",
-        loaded.log.len(),
-        prepared.events_path.display(),
-        load_time.as_secs_f64()
-    );
-    report_cleaning(loaded);
-    if let Some(features) = &prepared.item_features {
-        eprintln!("item features for {} items", features.by_item.len());
-    }
-    eprintln!(
-        "split at {} ({} protocol): {} training events, {} test events",
-        format_ms(prepared.split.cutoff_ms),
+    let settings = RunSettings {
+        events: args.events.clone(),
+        cutoff: cutoff.clone(),
         protocol,
-        prepared.train.len(),
-        prepared.split.test.len()
-    );
-    let fit_started = Instant::now();
-    let bundle = fit_with(config, &prepared, options)?;
-    let fit_time = fit_started.elapsed();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| config.artifacts.dir.clone());
-    let dir = bundle.save(&out)?;
-    let m = &bundle.manifest;
-    eprintln!(
-        "trained {} on {} users × {} items (data before {}) in {}",
-        m.models.join(", "),
-        m.data.users,
-        m.data.items,
-        format_date(m.cutoff_ms),
-        m.models
-            .iter()
-            .map(|name| format!(
-                "{name} {:.2}s",
-                m.training[name]["seconds"].as_f64().unwrap_or_default()
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(t) = &bundle.two_stage {
-        let facts = &m.training["two_stage"];
-        eprintln!(
-            "two_stage re-ranker: {} trees on {} rows ({} users, {} positives); top features by gain:",
-            t.booster.n_trees(),
-            facts["rows"],
-            facts["groups"],
-            facts["positives"]
-        );
-        let importance = t.booster.feature_importance();
-        let total: f64 = importance
-            .iter()
-            .map(|f| f.1)
-            .sum::<f64>()
-            .max(f64::MIN_POSITIVE);
-        for (name, gain) in importance.iter().take(10) {
-            eprintln!("  {name:<28} {:>6.1}%", 100.0 * gain / total);
-        }
-    }
-    println!("bundle {}", dir.display());
-    let manifest = bundle.manifest.clone();
-    let mut timings = vec![("load", load_time), ("fit", fit_time)];
-    let report = if args.evaluate {
-        let eval_started = Instant::now();
-        let engine = Engine::from_bundle(bundle, &dir, &EngineSettings::from_config(config))?;
-        let report = evaluate_engine(&engine, &prepared.split, k);
-        let eval_time = eval_started.elapsed();
-        timings.push(("evaluate", eval_time));
-        eprintln!("evaluated in {:.1}s", eval_time.as_secs_f64());
-        print!("\n{}", report.to_table());
-        Some(report)
-    } else {
-        None
+        out: args
+            .out
+            .clone()
+            .unwrap_or_else(|| config.artifacts.dir.clone()),
+        evaluate_k: args.evaluate.then_some(k),
+        options,
     };
-    timings.push(("total", started.elapsed()));
-    Ok(Trained {
-        manifest,
-        dir,
-        report,
-        timings,
-    })
+    run_training(config, &settings, &mut Printer)
+}
+
+/// Prints what `recsys train` shows of each stage.
+struct Printer;
+
+impl Observer for Printer {
+    fn prepared(&mut self, prepared: &Prepared, took: Duration) {
+        let loaded = &prepared.loaded;
+        let [views, carts, buys] = loaded.log.kind_counts();
+        eprintln!(
+            "loaded {} events from {} ({views} views, {carts} add-to-carts, {buys} transactions) in {:.1}s",
+            loaded.log.len(),
+            prepared.events_path.display(),
+            took.as_secs_f64()
+        );
+        report_cleaning(loaded);
+        if let Some(features) = &prepared.item_features {
+            eprintln!("item features for {} items", features.by_item.len());
+        }
+        eprintln!(
+            "split at {} ({} protocol): {} training events, {} test events",
+            format_ms(prepared.split.cutoff_ms),
+            prepared.split.protocol,
+            prepared.train.len(),
+            prepared.split.test.len()
+        );
+    }
+
+    fn saved(&mut self, bundle: &Bundle, dir: &Path) {
+        let m = &bundle.manifest;
+        eprintln!(
+            "trained {} on {} users × {} items (data before {}) in {}",
+            m.models.join(", "),
+            m.data.users,
+            m.data.items,
+            format_date(m.cutoff_ms),
+            m.models
+                .iter()
+                .map(|name| format!(
+                    "{name} {:.2}s",
+                    m.training[name]["seconds"].as_f64().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(t) = &bundle.two_stage {
+            let facts = &m.training["two_stage"];
+            eprintln!(
+                "two_stage re-ranker: {} trees on {} rows ({} users, {} positives); top features by gain:",
+                t.booster.n_trees(),
+                facts["rows"],
+                facts["groups"],
+                facts["positives"]
+            );
+            let importance = t.booster.feature_importance();
+            let total: f64 = importance
+                .iter()
+                .map(|f| f.1)
+                .sum::<f64>()
+                .max(f64::MIN_POSITIVE);
+            for (name, gain) in importance.iter().take(10) {
+                eprintln!("  {name:<28} {:>6.1}%", 100.0 * gain / total);
+            }
+        }
+        println!("bundle {}", dir.display());
+    }
+
+    fn evaluated(&mut self, report: &Report, took: Duration) {
+        eprintln!("evaluated in {:.1}s", took.as_secs_f64());
+        print!("\n{}", report.to_table());
+    }
 }

@@ -1,18 +1,21 @@
 //! The training side: from a config to a saved, evaluated, tracked bundle.
 //!
 //! * [`prepare`] loads and validates the events, resolves the cutoff and splits;
-//! * [`fit`] trains every enabled model on the training part and assembles the
-//!   [`Bundle`](crate::bundle::Bundle).
+//! * [`fit`] trains every enabled model on the training part (through the
+//!   [`registry`](crate::registry)) and assembles the [`Bundle`](crate::bundle::Bundle);
+//! * [`run`] is the whole sequence — prepare, fit, save, evaluate — timed.
 //!
-//! The CLI adds printing and experiment tracking around these; tests and
-//! benchmarks call them directly. Nothing below this module (models, rank,
+//! The CLI adds printing and experiment tracking around [`run`]; tests and
+//! benchmarks call these directly. Nothing below this module (models, rank,
 //! bundle, engine) imports it.
 
 pub mod fit;
 pub mod prepare;
+pub mod run;
 
 pub use fit::{fit, fit_with, FitOptions};
 pub use prepare::{data_fingerprint, prepare, Prepared};
+pub use run::{run, Observer, Quiet, RunSettings, Trained};
 
 #[cfg(test)]
 mod suite;
