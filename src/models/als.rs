@@ -107,6 +107,40 @@ pub struct Als {
     /// `YᵀY + λI` in f64, the part of every fold-in system shared by all shoppers.
     base: OnceLock<Vec<f64>>,
     index: OnceLock<AlsIndex>,
+    neighbours: OnceLock<Neighbours>,
+}
+
+/// Every item's nearest neighbours by cosine, computed once from the cosine
+/// index ([`Als::compute_neighbours`]) and kept in the bundle, so that no
+/// request pays for an item's first similar-items search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Neighbours {
+    /// Neighbours kept per item.
+    pub width: usize,
+    /// Item `i`'s neighbours are `items[i * width..(i + 1) * width]`, best
+    /// first; [`Neighbours::NONE`] pads a short row.
+    pub items: Vec<u32>,
+    /// Their cosines, alongside.
+    pub scores: Vec<f32>,
+}
+
+impl Neighbours {
+    /// Padding of a row with fewer than `width` neighbours.
+    pub const NONE: u32 = u32::MAX;
+
+    /// Item `item`'s first `n` neighbours (`None` beyond the table).
+    pub fn of(&self, item: u32, n: usize) -> Option<Vec<Scored>> {
+        let start = item as usize * self.width;
+        let row = self.items.get(start..start + self.width)?;
+        Some(
+            row.iter()
+                .zip(&self.scores[start..start + self.width])
+                .take(n)
+                .take_while(|(&i, _)| i != Neighbours::NONE)
+                .map(|(&i, &s)| (i, s))
+                .collect(),
+        )
+    }
 }
 
 impl PartialEq for Als {
@@ -135,6 +169,10 @@ pub struct AlsIndex {
 /// and the service's `/similar` ask for at most this many.
 pub const CACHED_NEIGHBOURS: usize = 50;
 
+/// Seed of the cosine index's k-means: the stored neighbour table and the
+/// index built at load agree.
+const COSINE_SEED: u64 = 42;
+
 /// The candidate index is tuned to find this share of the exact top
 /// [`MIPS_RECALL_AT`] by inner product.
 pub const MIPS_RECALL_TARGET: f64 = 0.96;
@@ -156,7 +194,51 @@ impl Als {
             unit_items: OnceLock::new(),
             base: OnceLock::new(),
             index: OnceLock::new(),
+            neighbours: OnceLock::new(),
         }
+    }
+
+    /// Every item's `width` nearest neighbours by cosine, from a cosine index
+    /// like the one [`Als::build_index`] builds, with the members of each
+    /// cluster searched together ([`IvfIndex::neighbours_of_all`]); `done(m)`
+    /// is called as `m` more items are finished.
+    pub fn compute_neighbours(&self, width: usize, done: impl Fn(usize) + Sync) -> Neighbours {
+        let index = IvfIndex::build(&self.item_factors, COSINE_SEED);
+        let rows = index.neighbours_of_all(width, done);
+        let mut table = Neighbours {
+            width,
+            items: vec![Neighbours::NONE; rows.len() * width],
+            scores: vec![0.0; rows.len() * width],
+        };
+        for (i, row) in rows.iter().enumerate() {
+            for (j, &(item, score)) in row.iter().enumerate() {
+                table.items[i * width + j] = item;
+                table.scores[i * width + j] = score;
+            }
+        }
+        table
+    }
+
+    /// Answer similar items from `table` (checked against the model's items).
+    pub fn set_neighbours(&self, table: Neighbours) -> Result<(), String> {
+        let rows = self.item_factors.rows;
+        if table.items.len() != rows * table.width
+            || table.scores.len() != table.items.len()
+            || table
+                .items
+                .iter()
+                .any(|&i| i != Neighbours::NONE && i as usize >= rows)
+        {
+            return Err("the neighbour table does not match the item factors".into());
+        }
+        // A second table for the same model would be the same table.
+        let _ = self.neighbours.set(table);
+        Ok(())
+    }
+
+    /// The stored neighbour table, if the model has one.
+    pub fn neighbours(&self) -> Option<&Neighbours> {
+        self.neighbours.get()
     }
 
     /// Train on the users × items weight `matrix` (see
@@ -206,7 +288,7 @@ impl Als {
             let mut index = AlsIndex {
                 whiten: l,
                 mips: MipsIndex::build(&whitened, 43),
-                cosine: IvfIndex::build(items, 42),
+                cosine: IvfIndex::build(items, COSINE_SEED),
                 neighbours: (0..items.rows).map(|_| OnceLock::new()).collect(),
                 tuning: Vec::new(),
             };
@@ -329,6 +411,12 @@ impl Als {
     /// [`Als::similar_items`] for many items at once (one matrix product per
     /// batch without an index); an item unknown to the model gets an empty list.
     pub fn similar_items_batch(&self, items: &[u32], n: usize) -> Vec<Vec<Scored>> {
+        if let Some(table) = self.neighbours().filter(|t| n <= t.width) {
+            return items
+                .iter()
+                .map(|&item| table.of(item, n).unwrap_or_default())
+                .collect();
+        }
         if let Some(index) = self.index() {
             return items
                 .iter()
@@ -435,10 +523,38 @@ impl AlsIndex {
         self.mips.probe_share()
     }
 
-    /// Mean share of the exact 10 nearest neighbours the cosine index finds, over up to `sample` items.
+    /// Mean share of the exact 10 nearest neighbours the similar items served
+    /// (the stored table, else the cosine index) hold, over up to `sample`
+    /// items drawn with `seed`.
     pub fn similar_recall(&self, als: &Als, sample: usize, seed: u64) -> f64 {
-        self.cosine
-            .recall_against_exact(&als.item_factors, 10, sample, seed)
+        let rows = als.item_factors.rows;
+        if rows < 2 {
+            return 1.0;
+        }
+        let picked: Vec<u32> = crate::rng::Rng::new(seed)
+            .sample_sorted(rows, sample.min(rows))
+            .into_iter()
+            .map(|i| i as u32)
+            .collect();
+        let exact = als.exact_similar_batch(&picked, 10);
+        let served = als.similar_items_batch(&picked, 10);
+        let found: Vec<f64> = exact
+            .iter()
+            .zip(&served)
+            .filter(|(truth, _)| !truth.is_empty())
+            .map(|(truth, got)| {
+                let hits = truth
+                    .iter()
+                    .filter(|t| got.iter().any(|g| g.0 == t.0))
+                    .count();
+                hits as f64 / truth.len() as f64
+            })
+            .collect();
+        if found.is_empty() {
+            1.0
+        } else {
+            found.iter().sum::<f64>() / found.len() as f64
+        }
     }
 }
 

@@ -102,6 +102,79 @@ impl IvfIndex {
         }
     }
 
+    /// Every row's `width` most similar rows (itself excluded), by id, all at
+    /// once: the members of a cluster are scored together, in one matrix
+    /// product, against the members of the `2 × nprobe` clusters nearest
+    /// their cluster's centre, instead of one scan per row. `done(m)` is called as each
+    /// cluster's `m` members are finished.
+    pub fn neighbours_of_all(&self, width: usize, done: impl Fn(usize) + Sync) -> Vec<Vec<Scored>> {
+        let dim = self.centroids.dim;
+        let per_cluster: Vec<Vec<(u32, Vec<Scored>)>> = (0..self.clusters())
+            .into_par_iter()
+            .map(|c| {
+                let (start, end) = (self.offsets[c], self.offsets[c + 1]);
+                if start == end {
+                    return Vec::new();
+                }
+                let queries = Factors {
+                    rows: end - start,
+                    dim,
+                    data: self.vectors[start * dim..end * dim].to_vec(),
+                };
+                let all: Vec<usize> = (0..queries.rows).collect();
+                // The clusters nearest the cluster's centre, twice as many as a
+                // single search probes: its members lie around that centre, and
+                // the margin covers those near its edge.
+                let probes: Vec<usize> = if self.clusters() == 1 {
+                    vec![0]
+                } else {
+                    let mut centre_scores = vec![0.0; self.clusters()];
+                    dots(
+                        self.centroids.row(c),
+                        &self.centroids.data,
+                        &mut centre_scores,
+                    );
+                    top_k_dense(&centre_scores, (2 * self.nprobe).min(self.clusters()))
+                        .into_iter()
+                        .map(|p| p.0 as usize)
+                        .collect()
+                };
+                let mut pool_slots = Vec::new();
+                let mut pool = Vec::new();
+                for p in probes {
+                    let (s, e) = (self.offsets[p], self.offsets[p + 1]);
+                    pool_slots.extend(s..e);
+                    pool.extend_from_slice(&self.vectors[s * dim..e * dim]);
+                }
+                let pool = Factors {
+                    rows: pool_slots.len(),
+                    dim,
+                    data: pool,
+                };
+                let lists = queries.top_n_against(&all, &pool, width + 1);
+                done(end - start);
+                (start..end)
+                    .zip(lists)
+                    .map(|(slot, list)| {
+                        let id = self.ids[slot];
+                        let mut list: Vec<Scored> = list
+                            .into_iter()
+                            .map(|(j, s)| (self.ids[pool_slots[j as usize]], s))
+                            .filter(|&(other, _)| other != id)
+                            .collect();
+                        list.truncate(width);
+                        (id, list)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = vec![Vec::new(); self.ids.len()];
+        for (id, list) in per_cluster.into_iter().flatten() {
+            out[id as usize] = list;
+        }
+        out
+    }
+
     /// Clusters in the index.
     pub fn clusters(&self) -> usize {
         self.centroids.rows
@@ -282,5 +355,38 @@ mod tests {
         // A query far from every row still answers, and a zero query answers nothing.
         assert_eq!(index.search(&[1.0; 32], 3, None).len(), 3);
         assert!(index.search(&[0.0; 32], 3, None).is_empty());
+    }
+
+    #[test]
+    fn every_rows_neighbours_at_once_match_the_exact_ones_closely() {
+        let rows = clustered(12_000, 120, 16, 4);
+        let index = IvfIndex::build(&rows, 7);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let all = index.neighbours_of_all(10, |m| {
+            calls.fetch_add(m, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(calls.into_inner(), 12_000);
+        assert_eq!(all.len(), 12_000);
+        let unit = rows.normalized();
+        let sample: Vec<usize> = (0..12_000).step_by(60).collect();
+        let exact = unit.top_n_against(&sample, &unit, 11);
+        let mut found = 0.0;
+        for (&row, truth) in sample.iter().zip(&exact) {
+            let got = &all[row];
+            assert!(got.len() <= 10 && got.iter().all(|g| g.0 as usize != row));
+            let truth: Vec<u32> = truth
+                .iter()
+                .map(|t| t.0)
+                .filter(|&t| t as usize != row)
+                .take(10)
+                .collect();
+            found += truth
+                .iter()
+                .filter(|t| got.iter().any(|g| g.0 == **t))
+                .count() as f64
+                / truth.len() as f64;
+        }
+        let recall = found / sample.len() as f64;
+        assert!(recall > 0.9, "recall@10 {recall}");
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{inconsistent, FitInput, ModelSpec};
 use crate::bundle::Bundle;
 use crate::data::interaction_matrix;
-use crate::models::als::fast_loss;
+use crate::models::als::{fast_loss, Neighbours, CACHED_NEIGHBOURS};
 use crate::models::factors::Factors;
 use crate::models::Als;
 use crate::npy;
@@ -25,6 +25,7 @@ pub(super) const SPEC: ModelSpec = ModelSpec {
 };
 
 const TABLES: [&str; 2] = ["als_user_factors.npy", "als_item_factors.npy"];
+const NEIGHBOURS: [&str; 2] = ["als_neighbour_items.npy", "als_neighbour_scores.npy"];
 
 fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
     let config = &input.config.models.als;
@@ -49,9 +50,22 @@ fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
     })
     .context("training als");
     bar.finish_and_clear();
-    bundle.als = Some(Arc::new(model?));
+    let model = model?;
+    let fit_seconds = t.elapsed().saturating_sub(loss_time).as_secs_f64();
+    // Every item's similar items, once, so that no request searches for them.
+    let t = Instant::now();
+    let bar = progress::bar(
+        model.item_factors.rows as u64,
+        "als: similar items of every item",
+    );
+    let table = model.compute_neighbours(CACHED_NEIGHBOURS, |m| bar.inc(m as u64));
+    bar.finish_and_clear();
+    model.set_neighbours(table).map_err(anyhow::Error::msg)?;
+    let neighbours_seconds = t.elapsed().as_secs_f64();
+    bundle.als = Some(Arc::new(model));
     let mut facts = json!({
-        "seconds": t.elapsed().saturating_sub(loss_time).as_secs_f64(),
+        "seconds": fit_seconds,
+        "neighbours_seconds": neighbours_seconds,
         "nnz": matrix.nnz(),
         "factors": config.factors,
     });
@@ -68,6 +82,11 @@ fn save(bundle: &Bundle, dir: &Path) -> Result<()> {
     };
     for (name, f) in TABLES.into_iter().zip([&a.user_factors, &a.item_factors]) {
         npy::write(&dir.join(name), &[f.rows, f.dim], &f.data)?;
+    }
+    if let Some(n) = a.neighbours() {
+        let shape = [a.item_factors.rows, n.width];
+        npy::write(&dir.join(NEIGHBOURS[0]), &shape, &n.items)?;
+        npy::write(&dir.join(NEIGHBOURS[1]), &shape, &n.scores)?;
     }
     Ok(())
 }
@@ -92,6 +111,21 @@ fn load(bundle: &mut Bundle, dir: &Path) -> Result<()> {
     }
     // Folding a shopper in weighs their events with the settings it was trained with.
     let config = bundle.manifest.config.models.als.clone();
-    bundle.als = Some(Arc::new(Als::from_factors(users, items, config)));
+    let als = Als::from_factors(users, items, config);
+    if dir.join(NEIGHBOURS[0]).is_file() {
+        let (shape, neighbour_items) = npy::read::<u32>(&dir.join(NEIGHBOURS[0]))?;
+        let scores = npy::read::<f32>(&dir.join(NEIGHBOURS[1]))?.1;
+        let width = match shape[..] {
+            [_, width] => width,
+            _ => bail!("{} in {} is not a 2-D table", NEIGHBOURS[0], dir.display()),
+        };
+        als.set_neighbours(Neighbours {
+            width,
+            items: neighbour_items,
+            scores,
+        })
+        .map_err(|e| inconsistent(dir, e))?;
+    }
+    bundle.als = Some(Arc::new(als));
     Ok(())
 }

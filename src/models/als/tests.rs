@@ -497,3 +497,36 @@ fn the_fast_als_loss_agrees_with_the_reference() {
         trainer.iterate().unwrap();
     }
 }
+
+#[test]
+fn the_neighbour_table_answers_similar_items_as_the_search_would() {
+    let train = checkerboard();
+    let cfg = AlsConfig {
+        factors: 4,
+        regularization: 0.1,
+        alpha: 2.0,
+        ..AlsConfig::default()
+    };
+    let m = interaction_matrix(&train, &cfg.weights);
+    let als = Als::fit(&m, &cfg, |_, _| {}).unwrap();
+    let items: Vec<u32> = (0..train.items.len() as u32).collect();
+    // A small catalogue is searched exactly: the table equals the exact lists.
+    let exact = als.exact_similar_batch(&items, 4);
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let table = als.compute_neighbours(6, |m| {
+        calls.fetch_add(m, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert_eq!(calls.into_inner(), items.len());
+    als.set_neighbours(table.clone()).unwrap();
+    let ids = |l: &[Vec<Scored>]| -> Vec<Vec<u32>> {
+        l.iter().map(|r| r.iter().map(|s| s.0).collect()).collect()
+    };
+    assert_eq!(ids(&als.similar_items_batch(&items, 4)), ids(&exact));
+    // Asking beyond the table's width falls back to the search.
+    assert_eq!(als.similar_items_batch(&items, 9)[0].len(), 9);
+    // A table that does not fit the model is refused.
+    let mut wrong = table;
+    wrong.items[0] = 10_000;
+    let other = Als::fit(&m, &cfg, |_, _| {}).unwrap();
+    assert!(other.set_neighbours(wrong).is_err());
+}
