@@ -84,13 +84,10 @@ impl Engine {
         let ctx = self.context(request.user_id, &events);
         let filter = self.filter(&ctx, request.exclude, request.category);
         let k = request.k;
-        let ranked = if ctx.is_empty() && model.name() != "popular" {
-            Vec::new()
-        } else {
-            let mut list = model.explain(&ctx, k, &filter);
-            list.truncate(k);
-            list
-        };
+        // A model with nothing to go on (an empty context) answers nothing;
+        // popular items fill the answer then.
+        let mut ranked = model.explain(&ctx, k, &filter);
+        ranked.truncate(k);
         let mut scored: Vec<_> = ranked.iter().map(|r| (r.item, r.score)).collect();
         complete(&mut scored, self.fallback(), &filter, k);
         let items = &self.bundle().items;

@@ -166,11 +166,6 @@ impl Engine {
         &self.bundle
     }
 
-    /// The business rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
     /// Whether the bundle's training data has `user_id`.
     pub fn knows_user(&self, user_id: i64) -> bool {
         self.bundle.users.get(user_id).is_some()

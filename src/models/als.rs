@@ -41,6 +41,7 @@ use sprs::CsMat;
 use super::factors::{axpy_kernel, dot, dot_kernel, Factors};
 use super::ivf::IvfIndex;
 use super::mips::MipsIndex;
+use super::topk::mean_recall;
 use super::{Context, Filter, Recommender, Scored};
 use crate::data::matrix::sum_by_item;
 use crate::data::EventWeights;
@@ -486,24 +487,12 @@ impl AlsIndex {
 
     /// Mean share of `exact` (each sampled user's exact top list) the index finds.
     fn recall_on(&self, als: &Als, users: &[usize], exact: &[Vec<Scored>]) -> f64 {
-        let found: Vec<f64> = users
+        let found: Vec<Vec<Scored>> = users
             .par_iter()
             .zip(exact.par_iter())
-            .filter(|(_, truth)| !truth.is_empty())
-            .map(|(&u, truth)| {
-                let got = self.search(als.user_factors.row(u), truth.len(), |_| true);
-                let hits = truth
-                    .iter()
-                    .filter(|t| got.iter().any(|g| g.0 == t.0))
-                    .count();
-                hits as f64 / truth.len() as f64
-            })
+            .map(|(&u, truth)| self.search(als.user_factors.row(u), truth.len(), |_| true))
             .collect();
-        if found.is_empty() {
-            1.0
-        } else {
-            found.iter().sum::<f64>() / found.len() as f64
-        }
+        mean_recall(exact, &found)
     }
 
     /// Mean share of the exact top `n` by inner product that the index finds,
@@ -538,23 +527,7 @@ impl AlsIndex {
             .collect();
         let exact = als.exact_similar_batch(&picked, 10);
         let served = als.similar_items_batch(&picked, 10);
-        let found: Vec<f64> = exact
-            .iter()
-            .zip(&served)
-            .filter(|(truth, _)| !truth.is_empty())
-            .map(|(truth, got)| {
-                let hits = truth
-                    .iter()
-                    .filter(|t| got.iter().any(|g| g.0 == t.0))
-                    .count();
-                hits as f64 / truth.len() as f64
-            })
-            .collect();
-        if found.is_empty() {
-            1.0
-        } else {
-            found.iter().sum::<f64>() / found.len() as f64
-        }
+        mean_recall(&exact, &served)
     }
 }
 

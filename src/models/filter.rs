@@ -143,18 +143,6 @@ impl Rules {
         }
     }
 
-    /// Whether `item` is hidden for everyone.
-    pub fn hidden(&self, item: u32) -> bool {
-        self.hidden
-            .as_ref()
-            .is_some_and(|h| h.get(item as usize).copied().unwrap_or(false))
-    }
-
-    /// The category of `item`, if known.
-    pub fn category_of(&self, item: u32) -> Option<i64> {
-        self.categories.get(item as usize).copied().flatten()
-    }
-
     /// The filter for the shopper of `ctx` making `request`.
     pub fn filter(&self, ctx: &Context, request: &RequestRules) -> Filter {
         let c = &self.config;

@@ -95,6 +95,29 @@ pub fn top_k(scores: impl IntoIterator<Item = Scored>, k: usize) -> Vec<Scored> 
     best.into_sorted()
 }
 
+/// Mean share of each `exact` list's items that the matching `found` list
+/// holds (lists with nothing to find are left out; 1 when none is left): how
+/// an approximate search is measured against the exact one.
+pub fn mean_recall(exact: &[Vec<Scored>], found: &[Vec<Scored>]) -> f64 {
+    let shares: Vec<f64> = exact
+        .iter()
+        .zip(found)
+        .filter(|(truth, _)| !truth.is_empty())
+        .map(|(truth, got)| {
+            let hits = truth
+                .iter()
+                .filter(|t| got.iter().any(|g| g.0 == t.0))
+                .count();
+            hits as f64 / truth.len() as f64
+        })
+        .collect();
+    if shares.is_empty() {
+        1.0
+    } else {
+        shares.iter().sum::<f64>() / shares.len() as f64
+    }
+}
+
 /// [`top_k`] of a dense score vector (item `i` scores `scores[i]`), the hot
 /// path of scoring against every item of a large catalogue.
 ///
