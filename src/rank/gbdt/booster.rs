@@ -23,6 +23,7 @@ use super::hist::{GradPair, SplitRules};
 use super::learner::{Learner, TreeParams};
 use super::model::ModelFile;
 use super::objective::{self, LambdaRank, RankTable};
+use super::quickscorer::QuickScorer;
 use super::tree::{Tree, BLOCK};
 use crate::rng::Rng;
 
@@ -56,6 +57,9 @@ pub struct Booster {
     pub(super) best_iteration: Option<usize>,
     pub(super) best_valid_metric: Option<f32>,
     pub(super) config: GbdtConfig,
+    /// The trees compiled for [`Booster::predict`]; `None` when a tree has
+    /// more than 64 leaves, and the trees are walked.
+    pub(super) scorer: Option<QuickScorer>,
 }
 
 /// Rows scored per task of [`Booster::predict`]: enough to amortise a task and
@@ -210,6 +214,7 @@ impl Booster {
             objective: config.objective,
             feature_names: train.feature_names().to_vec(),
             base_score,
+            scorer: QuickScorer::new(&trees, train.n_features()),
             trees,
             best_iteration: best.map(|b| b.0),
             best_valid_metric: best.map(|b| b.1 as f32),
@@ -258,12 +263,16 @@ impl Booster {
         let chunk = |(out, rows): (&mut [f32], &[f32])| {
             let mut acc = [self.base_score as f64; PREDICT_CHUNK];
             let acc = &mut acc[..out.len()];
-            // Tree-major within the chunk: one tree's nodes stay in L1
-            // while it scores every row; per row the trees are still
-            // added in model order, so the sum equals `predict_row`'s.
-            for tree in &self.trees {
-                for (a, rows) in acc.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * n_features)) {
-                    tree.add_block(rows, n_features, a);
+            if let Some(scorer) = &self.scorer {
+                scorer.add_rows(rows, n_features, acc);
+            } else {
+                // Tree-major within the chunk: one tree's nodes stay in L1
+                // while it scores every row; per row the trees are still
+                // added in model order, so the sum equals `predict_row`'s.
+                for tree in &self.trees {
+                    for (a, rows) in acc.chunks_mut(BLOCK).zip(rows.chunks(BLOCK * n_features)) {
+                        tree.add_block(rows, n_features, a);
+                    }
                 }
             }
             for (o, a) in out.iter_mut().zip(acc.iter()) {

@@ -55,6 +55,7 @@ mod hist;
 mod learner;
 mod model;
 mod objective;
+mod quickscorer;
 mod tree;
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::booster::Booster;
 use super::config::{GbdtConfig, Objective};
 use super::error::ModelError;
+use super::quickscorer::QuickScorer;
 use super::tree::{Child, Node, Tree};
 
 /// The `format` tag of a model file.
@@ -223,6 +224,7 @@ impl TryFrom<ModelFile> for Booster {
             .collect::<Result<Vec<Tree>, ModelError>>()?;
         Ok(Booster {
             objective: f.objective,
+            scorer: QuickScorer::new(&trees, f.feature_names.len()),
             feature_names: f.feature_names,
             base_score: f.base_score,
             trees,
