@@ -11,6 +11,7 @@ use crate::data::time::{format_date, parse_date_ms};
 use crate::data::{Cutoff, Protocol};
 use crate::engine::{Engine, EngineSettings};
 use crate::eval::evaluate_engine;
+use crate::eval::replay::replay;
 use crate::training::{data_fingerprint, prepare};
 
 /// Arguments of `recsys evaluate`.
@@ -37,6 +38,11 @@ pub struct EvaluateArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also replay the test window in time order, as the service receives it:
+    /// every add-to-cart predicted from the shopper's events before it (hit
+    /// rate, MRR, precision and recall per shopper; `"replay"` in the JSON).
+    #[arg(long)]
+    pub replay: bool,
 }
 
 pub(super) fn run(args: EvaluateArgs) -> Result<()> {
@@ -81,12 +87,15 @@ pub(super) fn run(args: EvaluateArgs) -> Result<()> {
         );
     }
     let engine = Engine::from_bundle(bundle, &dir, &EngineSettings::from_config(&config))?;
-    let report = evaluate_engine(&engine, &prepared.split, k);
+    let mut report = evaluate_engine(&engine, &prepared.split, k);
     if report.users == 0 {
         bail!(
             "no user in the test window from {} has relevant items under the {protocol} protocol; nothing to evaluate",
             format_date(cutoff_ms)
         );
+    }
+    if args.replay {
+        report.replay = Some(replay(&engine, &prepared.split.test, k));
     }
     if args.json {
         print_json(&report.to_json())

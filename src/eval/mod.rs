@@ -7,8 +7,13 @@
 //! averages the [`metrics`] overall and per segment: *warm* users (seen in
 //! training) and *cold* ones (first seen in the test window), because a model
 //! that only serves warm users should not look good by hiding the cold ones.
+//!
+//! [`replay`] judges the answer as the service gives it instead: the test
+//! window fed to the engine in time order, every add-to-cart predicted from
+//! the shopper's state just before it (`evaluate --replay`).
 
 pub mod metrics;
+pub mod replay;
 pub mod report;
 
 use std::collections::HashSet;
@@ -172,6 +177,7 @@ pub fn evaluate_engine(engine: &Engine, split: &Split, k: usize) -> Report {
         results,
         bundle: Some(bundle.manifest.run_id.clone()),
         candidates,
+        replay: None,
     }
 }
 

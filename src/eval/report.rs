@@ -2,13 +2,15 @@
 //!
 //! The JSON shape is a contract (pipelines' quality gates parse it):
 //! `{"k":10,"protocol":"strict","users":N,"models":{"als":{"precision":…,…},…},
-//! "segments":{"warm":{"users":N,"models":{…}},"cold":{…}}, …}`.
+//! "segments":{"warm":{"users":N,"models":{…}},"cold":{…}}, …}`; with
+//! `--replay` also `"replay":{…}` ([`ReplayReport::to_json`]).
 
 use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
 use super::metrics::Metrics;
+use super::replay::ReplayReport;
 use super::{CandidateRecall, ModelResult};
 use crate::data::time::format_date;
 use crate::data::Protocol;
@@ -34,6 +36,8 @@ pub struct Report {
     pub bundle: Option<String>,
     /// Recall of two_stage's candidates, when the bundle has that model.
     pub candidates: Option<CandidateRecall>,
+    /// The test window replayed event by event, when asked for.
+    pub replay: Option<ReplayReport>,
 }
 
 /// The model whose uplift over the others is reported.
@@ -101,6 +105,9 @@ impl Report {
             }
             out["uplift_percent"] = Value::Object(map);
         }
+        if let Some(replay) = &self.replay {
+            out["replay"] = replay.to_json();
+        }
         out
     }
 
@@ -148,6 +155,10 @@ impl Report {
         }
         self.write_uplift(&mut out);
         self.write_candidates(&mut out);
+        if let Some(replay) = &self.replay {
+            out.push('\n');
+            out.push_str(&replay.to_table());
+        }
         out
     }
 

@@ -323,6 +323,7 @@ mod tests {
             }],
             bundle: None,
             candidates: None,
+            replay: None,
         };
         let got = evaluation_metrics(&report, 5);
         let value = |key: &str| got.iter().find(|x| x.key == key).map(|x| x.value);
