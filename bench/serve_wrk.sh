@@ -16,6 +16,12 @@
 # RSS; wrk prints "Non-2xx or 3xx responses" if any answer was not a 200.
 # wrk shares the machine's 2 cores with the service.
 #
+# Then the cost of the feedback loop, same data and traffic, one service at a
+# time: /recommendations at saturation with feedback tracking off
+# (attribution_minutes = 0), on (the default), and on with a two-variant
+# experiment (both variants the same bundle, so only the machinery differs);
+# each run is preceded by the new shoppers' events and a warm-up.
+#
 #   bench/serve_wrk.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -118,4 +124,42 @@ RATE_PER_CONNECTION=40 wrk -t1 -c50 -d"$duration" --latency -s bench/wrk/recomme
 echo; echo "== POST /events at saturation: wrk -t1 -c32 -d$duration"
 wrk -t1 -c32 -d"$duration" --latency -s bench/wrk/events.lua "$url"
 echo "RSS: $(rss)"
-curl -fs "$url/metrics" | grep -E '^recsys_(event_store_(users|events)|recommendation_responses_total|recommendations_total)' || true
+curl -fs "$url/metrics" | grep -E '^recsys_(event_store_(users|events)|recommendation_responses_total|recommended_items_total)' || true
+kill $server; wait $server 2>/dev/null || true
+
+# The feedback loop's cost: the same saturation run against three services.
+post_new_events() {
+python3 - "$work/new.txt" "$port" <<'PY'
+import http.client, json, sys
+conn = http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]))
+for line in open(sys.argv[1]):
+    user, *items = map(int, line.split())
+    for item in items:
+        conn.request("POST", "/events", json.dumps({"user_id": user, "item_id": item, "event": "view"}),
+                     {"Content-Type": "application/json"})
+        r = conn.getresponse(); r.read()
+        assert r.status == 202, r.status
+PY
+}
+for mode in off on experiment; do
+  cfg="$work/serve-config-$mode.toml"
+  case $mode in
+    off) sed 's#^attribution_minutes = .*#attribution_minutes = 0#' "$work/serve-config.toml" > "$cfg" ;;
+    on) cp "$work/serve-config.toml" "$cfg" ;;
+    experiment) { cat "$work/serve-config.toml"
+       printf '\n[serve.experiment]\nname = "bench"\nvariants = [\n  { name = "a", bundle = "%s", share = 0.5 },\n  { name = "b", bundle = "%s", share = 0.5 },\n]\n' "$bundle" "$bundle"
+       } > "$cfg" ;;
+  esac
+  "$bin" serve --config "$cfg" 2> "$work/serve-$mode.log" &
+  server=$!
+  for _ in $(seq 900); do
+    curl -fs "$url/ready" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  post_new_events
+  RATE_PER_CONNECTION=0 wrk -t1 -c32 -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
+  echo; echo "== feedback $mode: GET /recommendations?k=10 at saturation: wrk -t1 -c32 -d$duration"
+  RATE_PER_CONNECTION=0 wrk -t1 -c32 -d"$duration" --latency -s bench/wrk/recommendations.lua "$url" | grep -E 'Requests/sec|Non-2xx|99%'
+  echo "RSS: $(rss)"
+  kill $server; wait $server 2>/dev/null || true
+done

@@ -172,6 +172,19 @@ impl Config {
         config.data.events = base.join(&config.data.events);
         config.data.item_features = config.data.item_features.map(|p| base.join(p));
         config.artifacts.dir = base.join(&config.artifacts.dir);
+        if let Some(experiment) = &mut config.serve.experiment {
+            // A variant names a bundle path (relative to the config) or a run id
+            // in the artifacts directory.
+            for variant in &mut experiment.variants {
+                let path = base.join(&variant.bundle);
+                let run = config.artifacts.dir.join(&variant.bundle);
+                variant.bundle = if !path.exists() && run.exists() {
+                    run
+                } else {
+                    path
+                };
+            }
+        }
         config
             .validate()
             .with_context(|| format!("checking config {}", path.display()))?;

@@ -10,6 +10,8 @@
 //! * [`engine`] — the live scoring engine: one answer function for
 //!   evaluation, the CLI and the service;
 //! * [`eval`] — ranking metrics and the evaluation report;
+//! * [`experiment`] — A/B tests between bundles: stable assignment and the
+//!   per-variant report with its statistics;
 //! * [`training`] — the training side, from config to [`bundle`];
 //! * [`bundle`] — versioned model bundles on disk ([`npy`] arrays);
 //! * [`registry`] — every model's fit, save and load, one line each;
@@ -26,6 +28,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod experiment;
 pub mod fsio;
 pub mod models;
 pub mod npy;

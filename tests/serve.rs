@@ -596,7 +596,7 @@ fn metrics_are_prometheus_text_and_the_dashboard_queries_only_what_is_exported()
         2.0
     );
     assert_eq!(
-        value("recsys_recommendations_total", "source=\"popular\""),
+        value("recsys_recommended_items_total", "source=\"popular\""),
         5.0
     );
     assert_eq!(
@@ -647,7 +647,14 @@ fn a_real_prometheus_scrapes_the_request_counter() {
         std::env::var("RECSYS_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
     let scratch = trained();
     let server = Server::start(&scratch, &[]);
-    server.get("/recommendations?user_id=-1&k=5");
+    let (_, answer) = server.get("/recommendations?user_id=-1&k=5");
+    // A cart of a shown item, so the feedback panels have series to divide.
+    let shown = answer["recommendations"][0]["item_id"].as_i64().unwrap();
+    let (status, _) = server.post(
+        "/events",
+        json!({"user_id": -1, "item_id": shown, "event": "addtocart"}),
+    );
+    assert_eq!(status, 202);
     let target = server.url.trim_start_matches("http://").to_string();
     let config = scratch.path("prometheus.yml");
     std::fs::write(
@@ -707,6 +714,42 @@ fn a_real_prometheus_scrapes_the_request_counter() {
     );
     assert_eq!(sample["metric"]["job"], json!("recsys"));
     assert_eq!(sample["value"][1], json!("1"), "{last}");
+
+    // Every dashboard query is valid PromQL for this Prometheus, and the
+    // feedback panels' ratios match their series up by variant and source.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("deploy/grafana/dashboards/recsys.json")).unwrap(),
+    )
+    .unwrap();
+    let query = |expr: &str| -> Value {
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://127.0.0.1:{port}/api/v1/query"),
+            [("query", expr)],
+        )
+        .unwrap();
+        client().get(url).send().unwrap().json().unwrap()
+    };
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let answer = query(expr);
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            if panel["title"].as_str().unwrap().contains("per 1,000 shown") {
+                let by = if expr.contains("by (variant)") {
+                    ("variant", "default")
+                } else {
+                    ("source", "popular")
+                };
+                wait_until("the feedback ratio to have a value", || {
+                    query(expr)["data"]["result"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r["metric"][by.0] == by.1)
+                });
+            }
+        }
+    }
 }
 
 /// A Redis server of this test's own, so that it can be stopped mid-run.
@@ -766,6 +809,100 @@ fn replicas_share_events_through_the_machines_redis() {
     let (_, body) = b.get(&format!("/recommendations?user_id={user}&k=5"));
     assert_eq!(body["new_events"], json!(1), "{body}");
     assert_eq!(body["model"], json!("two_stage"), "{body}");
+}
+
+/// A unique negative user id base for this process, so runs sharing a Redis never collide.
+fn unique_base() -> i64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as i64;
+    -(std::process::id() as i64) * 1_000_000_000 - nanos
+}
+
+#[test]
+fn replicas_agree_on_variants_and_attribution_through_redis() {
+    let scratch = trained();
+    let bundle = scratch.bundles()[0].clone();
+    let name = format!("test-{}", -unique_base());
+    let mut config = std::fs::read_to_string(scratch.config()).unwrap();
+    config.push_str(&format!(
+        "\n[serve.experiment]\nname = {name:?}\nvariants = [\n  {{ name = \"control\", bundle = {b:?}, share = 1.0 }},\n  {{ name = \"new\", bundle = {r:?}, share = 1.0 }},\n]\n",
+        b = bundle.display().to_string(),
+        r = bundle.file_name().unwrap().to_str().unwrap(),
+    ));
+    std::fs::write(scratch.config(), config).unwrap();
+    let url =
+        std::env::var("RECSYS_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let a = Server::start(&scratch, &["--event-store", &url]);
+    let b = Server::start(&scratch, &["--event-store", &url]);
+    let ready = a.get("/ready").1;
+    assert_eq!(ready["experiment"]["variants"][1]["name"], "new", "{ready}");
+    let base = unique_base();
+    let mut seen = [0, 0];
+    for user in (0..40).map(|i| base - i) {
+        let (_, from_a) = a.get(&format!("/recommendations?user_id={user}&k=5"));
+        let (_, from_b) = b.get(&format!("/recommendations?user_id={user}&k=5"));
+        assert_eq!(
+            from_a["variant"], from_b["variant"],
+            "replicas split shopper {user}"
+        );
+        seen[(from_a["variant"] == "new") as usize] += 1;
+        if user == base {
+            // Shown by replica a, carted through replica b: credited once.
+            let item = from_a["recommendations"][4]["item_id"].clone();
+            let cart = json!({"user_id": user, "item_id": item, "event": "addtocart"});
+            assert_eq!(b.post("/events", cart.clone()).0, 202);
+            assert_eq!(a.post("/events", cart).0, 202);
+        }
+    }
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "both variants get shoppers: {seen:?}"
+    );
+    let (status, report) = a.get("/experiment");
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        b.get("/experiment").1,
+        report,
+        "replicas report the same counts"
+    );
+    let variants = report["variants"].as_array().unwrap();
+    let total = |key: &str| {
+        variants
+            .iter()
+            .map(|v| v[key].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(total("shoppers"), 40, "{report}");
+    assert_eq!(total("answers"), 80);
+    assert_eq!(total("items_shown"), 400);
+    assert_eq!(total("attributed_add_to_carts"), 1);
+    assert_eq!(report["enough_data"], false);
+    // The CLI reads the same report.
+    let out = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["experiment", "report", "--url", &a.url, "--json"])
+        .output()
+        .unwrap();
+    let cli: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(cli, report);
+    let table = ok(&Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["experiment", "report", "--url", &a.url])
+        .output()
+        .unwrap());
+    assert!(table.contains("not enough data yet"), "{table}");
+}
+
+#[test]
+fn experiment_report_without_a_service_says_where_it_looked() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_recsys"))
+        .args(["experiment", "report", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&url) && err.contains("recsys serve"), "{err}");
 }
 
 #[test]

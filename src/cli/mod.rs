@@ -5,6 +5,7 @@
 //! flag never leaves half-written output behind.
 
 mod evaluate;
+mod experiment;
 mod export;
 mod generate;
 mod pg;
@@ -45,6 +46,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Serve recommendations over HTTP, with Prometheus metrics.
     Serve(serve::ServeArgs),
+    /// A/B tests between bundles: a running service's report, or a simulation on an event log.
+    Experiment(experiment::ExperimentArgs),
     /// Object storage: list, measure, push and pull (any S3-compatible server).
     S3(s3::S3Args),
     /// PostgreSQL tables: show, load to Parquet, push from a file, drop.
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Experiment(args) => experiment::run(args),
         Command::S3(args) => s3::run(args),
         Command::Pg(args) => pg::run(args),
     }

@@ -9,8 +9,9 @@ use prometheus::{
     TextEncoder,
 };
 
-/// Values of the `source` label of `recsys_recommendations_total`: what
-/// proposed each served item (two_stage's candidate sources, or the model).
+/// Values of the `source` label of `recsys_recommended_items_total` and
+/// `recsys_attributed_events_total`: what proposed each served item
+/// (two_stage's candidate sources, or the model).
 pub const SOURCES: [&str; 5] = ["als", "similar", "history", "popular", "category_popular"];
 
 /// Values of the `answer` label of `recsys_recommendation_responses_total`:
@@ -30,8 +31,12 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     /// `recsys_http_request_duration_seconds{route}`.
     pub latency: HistogramVec,
-    /// `recsys_recommendations_total{source}`: items served, by what proposed them.
+    /// `recsys_recommended_items_total{variant,source}`: items served, by
+    /// variant and by what proposed them.
     pub recommended_items: IntCounterVec,
+    /// `recsys_attributed_events_total{variant,event,source}`: add-to-carts
+    /// and purchases of items recommended within the attribution window.
+    pub attributed_events: IntCounterVec,
     /// `recsys_recommendation_responses_total{answer}`: answers by the model
     /// that ranked them (`popular` for shoppers nothing is known about).
     pub responses: IntCounterVec,
@@ -43,7 +48,7 @@ pub struct Metrics {
     pub store_events: IntGauge,
     /// `recsys_event_store_errors_total{operation}`: Redis failures and timeouts.
     pub store_errors: IntCounterVec,
-    /// `recsys_model_info{version,model}`: 1 for the model serving.
+    /// `recsys_model_info{version,model,variant}`: 1 for each model serving.
     pub model_info: GaugeVec,
     /// `recsys_model_loaded_timestamp_seconds`: when the serving model was loaded.
     pub model_loaded: Gauge,
@@ -61,7 +66,6 @@ pub struct Metrics {
     pub candidate_recall: Gauge,
     // Label lookups hash and lock; the per-request series are resolved once.
     answer_series: [prometheus::IntCounter; 4],
-    source_series: [prometheus::IntCounter; 5],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,10 +94,18 @@ impl Metrics {
         .expect("valid metric");
         let recommended_items = IntCounterVec::new(
             Opts::new(
-                "recsys_recommendations_total",
-                "Recommended items served, by what proposed them.",
+                "recsys_recommended_items_total",
+                "Recommended items served, by variant and by what proposed them.",
             ),
-            &["source"],
+            &["variant", "source"],
+        )
+        .expect("valid metric");
+        let attributed_events = IntCounterVec::new(
+            Opts::new(
+                "recsys_attributed_events_total",
+                "Add-to-carts and purchases of items recommended to the shopper within the attribution window.",
+            ),
+            &["variant", "event", "source"],
         )
         .expect("valid metric");
         let responses = IntCounterVec::new(
@@ -129,7 +141,7 @@ impl Metrics {
         .expect("valid metric");
         let model_info = GaugeVec::new(
             Opts::new("recsys_model_info", "The model bundle serving (value 1)."),
-            &["version", "model"],
+            &["version", "model", "variant"],
         )
         .expect("valid metric");
         let model_loaded = Gauge::new(
@@ -166,6 +178,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(recommended_items.clone()),
+            Box::new(attributed_events.clone()),
             Box::new(responses.clone()),
             Box::new(events.clone()),
             Box::new(store_users.clone()),
@@ -187,12 +200,11 @@ impl Metrics {
             ))
             .expect("process metrics register once");
         // Series that exist before their first event, so rates start at zero.
-        let source_series = SOURCES.map(|s| recommended_items.with_label_values(&[s]));
         let answer_series = ANSWERS.map(|a| responses.with_label_values(&[a]));
         for outcome in ["success", "failure"] {
             reloads.with_label_values(&[outcome]);
         }
-        for operation in ["push", "read"] {
+        for operation in ["push", "read", "feedback"] {
             store_errors.with_label_values(&[operation]);
         }
         Metrics {
@@ -200,6 +212,7 @@ impl Metrics {
             requests,
             latency,
             recommended_items,
+            attributed_events,
             responses,
             events,
             store_users,
@@ -213,7 +226,6 @@ impl Metrics {
             similar_recall,
             candidate_recall,
             answer_series,
-            source_series,
         }
     }
 
@@ -225,15 +237,43 @@ impl Metrics {
         }
     }
 
-    /// Count `n` served items proposed by `source`.
-    pub fn served(&self, source: &str, n: u64) {
-        match SOURCES.iter().position(|&s| s == source) {
-            Some(i) => self.source_series[i].inc_by(n),
-            None => self
-                .recommended_items
-                .with_label_values(&[source])
-                .inc_by(n),
+    /// Create the per-variant series of `variants` × `sources` at zero, so
+    /// rates start at zero rather than at the first event.
+    pub fn start_variants(&self, variants: &[std::sync::Arc<str>], sources: &[&str]) {
+        for variant in variants {
+            for source in sources {
+                let variant: &str = variant;
+                self.recommended_items.with_label_values(&[variant, source]);
+                for event in ["addtocart", "transaction"] {
+                    self.attributed_events
+                        .with_label_values(&[variant, event, source]);
+                }
+            }
         }
+    }
+
+    /// Count the items of one answer in `variant`, by their sources.
+    pub fn served<'a>(&self, variant: &str, sources: impl Iterator<Item = &'a str>) {
+        // An answer has few distinct sources: one counter update per source.
+        let mut counts: Vec<(&str, u64)> = Vec::with_capacity(4);
+        for source in sources {
+            match counts.iter_mut().find(|(s, _)| *s == source) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((source, 1)),
+            }
+        }
+        for (source, n) in counts {
+            self.recommended_items
+                .with_label_values(&[variant, source])
+                .inc_by(n);
+        }
+    }
+
+    /// Count one attributed `event` of an item `source` proposed in `variant`.
+    pub fn attributed(&self, variant: &str, event: &str, source: &str) {
+        self.attributed_events
+            .with_label_values(&[variant, event, source])
+            .inc();
     }
 
     /// Every metric in the Prometheus text format.

@@ -11,11 +11,13 @@
 //! * [`store`] — recent events per user, in memory or in Redis;
 //! * [`state`] — what the handlers share, and the atomic model swap;
 //! * [`metrics`] — the Prometheus series;
-//! * [`server`] — the socket, signals (SIGHUP reloads, SIGTERM drains) and start-up.
+//! * [`server`] — the socket, signals (SIGHUP reloads, SIGTERM drains) and start-up;
+//! * [`simulate`] — an A/B test replayed in-process over a real event log.
 
 pub mod metrics;
 pub mod routes;
 pub mod server;
+pub mod simulate;
 pub mod state;
 pub mod store;
 
@@ -55,6 +57,40 @@ pub struct ServeConfig {
     /// from `RECSYS_ADMIN_TOKEN`. None: no token needed.
     #[serde(skip_serializing)]
     pub admin_token: Option<String>,
+    /// `[serve.feedback]`: attributing add-to-carts to what was shown.
+    pub feedback: FeedbackConfig,
+    /// `[serve.experiment]`: an A/B test between bundles, if one runs.
+    pub experiment: Option<crate::experiment::Experiment>,
+}
+
+/// `[serve.feedback]` of config.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedbackConfig {
+    /// An add-to-cart or purchase of an item recommended to the shopper this
+    /// many minutes before (or less) is credited to the recommendation; 0
+    /// turns feedback tracking off.
+    pub attribution_minutes: u64,
+    /// Most recommended items remembered per shopper (the oldest go first).
+    pub items_per_user: usize,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> Self {
+        FeedbackConfig {
+            attribution_minutes: 30,
+            items_per_user: 50,
+        }
+    }
+}
+
+impl FeedbackConfig {
+    /// The attribution window in ms; 0 when tracking is off.
+    pub fn window_ms(&self) -> i64 {
+        self.attribution_minutes
+            .saturating_mul(60_000)
+            .min(i64::MAX as u64) as i64
+    }
 }
 
 impl Default for ServeConfig {
@@ -72,6 +108,8 @@ impl Default for ServeConfig {
             model: None,
             max_body_bytes: 16 * 1024,
             admin_token: None,
+            feedback: FeedbackConfig::default(),
+            experiment: None,
         }
     }
 }
@@ -89,6 +127,20 @@ impl ServeConfig {
             if value == 0 {
                 anyhow::bail!("[serve] {key} must be at least 1");
             }
+        }
+        if self.feedback.attribution_minutes > 0 && self.feedback.items_per_user == 0 {
+            anyhow::bail!(
+                "[serve.feedback] items_per_user must be at least 1 (to turn feedback off, set attribution_minutes = 0)"
+            );
+        }
+        if self.feedback.attribution_minutes > 7 * 24 * 60 {
+            anyhow::bail!(
+                "[serve.feedback] attribution_minutes is {}; at most a week (10080) is kept",
+                self.feedback.attribution_minutes
+            );
+        }
+        if let Some(experiment) = &self.experiment {
+            experiment.validate()?;
         }
         if self.event_store != "memory"
             && !self.event_store.starts_with("redis://")

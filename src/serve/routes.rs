@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::state::AppState;
@@ -34,6 +34,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .route("/recommendations", get(recommendations))
         .route("/similar", get(similar))
         .route("/events", post(events))
+        .route("/experiment", get(experiment))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/admin/reload", post(reload))
@@ -180,7 +181,7 @@ async fn recommendations(
     let k = params.k(state.settings.max_k)?;
     let exclude = params.exclude(state.settings.max_exclude)?;
     let category = params.category()?;
-    let engine = state.engine();
+    let (variant, engine) = state.variant(user_id);
     let events = match state
         .store
         .recent(user_id, state.settings.events_per_user)
@@ -210,12 +211,27 @@ async fn recommendations(
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: format!("{e:#}"),
     })?;
-    let m = &state.metrics;
-    m.answered(answer.model);
-    for pick in &answer.recommendations {
-        m.served(pick.source, 1);
-    }
-    Ok(Json(answer).into_response())
+    state
+        .record_answer(user_id, &variant, &answer, now_ms())
+        .await;
+    Ok(Json(Served {
+        answer: &answer,
+        variant: &variant,
+    })
+    .into_response())
+}
+
+/// An answer as the service gives it: the engine's, with the shopper's variant.
+#[derive(Serialize)]
+struct Served<'a> {
+    #[serde(flatten)]
+    answer: &'a crate::engine::Answer,
+    /// `default` when no experiment runs.
+    variant: &'a str,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 async fn similar(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
@@ -279,23 +295,21 @@ async fn events(
             body.event
         )));
     };
-    let timestamp_ms = body
-        .timestamp
-        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let received_ms = now_ms();
+    let timestamp_ms = body.timestamp.unwrap_or(received_ms);
     let event = ServiceEvent {
         item_id: body.item_id,
         kind,
         timestamp_ms,
     };
-    let m = &state.metrics;
-    m.events.with_label_values(&[body.event.as_str()]).inc();
-    if let Err(err) = state.store.push(body.user_id, event).await {
-        m.store_errors.with_label_values(&["push"]).inc();
+    // Attribution is judged at receipt: the shopper carts after seeing the answer.
+    if let Err(err) = state.record_event(body.user_id, event, received_ms).await {
         return Err(ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: format!("the event was not recorded: {err}"),
         });
     }
+    let m = &state.metrics;
     if let Some((users, events)) = state.store.size() {
         m.store_users.set(users as i64);
         m.store_events.set(events as i64);
@@ -308,20 +322,52 @@ async fn events(
     ))
 }
 
+/// `GET /experiment`: the running A/B test's report, per variant.
+async fn experiment(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match state.experiment_report().await {
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: "no experiment is running; configure [serve.experiment] to run one".into(),
+        }),
+        Some(Err(err)) => Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("the experiment's counts cannot be read from the event store: {err}"),
+        }),
+        Some(Ok(report)) => Ok(Json(serde_json::to_value(report).map_err(|e| {
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("encoding the report: {e}"),
+            }
+        })?)),
+    }
+}
+
 async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 async fn ready(State(state): State<AppState>) -> Json<Value> {
-    let engine = state.engine();
-    Json(json!({
+    let serving = state.serving_now();
+    let engine = &serving.variants[0].1;
+    let mut body = json!({
         "status": "ready",
         "model_version": engine.version,
         "model": engine.model,
         "similar_recall": engine.similar_recall,
         "candidate_recall": engine.mips_recall,
         "event_store": state.store.kind(),
-    }))
+    });
+    if let Some(e) = &state.settings.experiment {
+        body["experiment"] = json!({
+            "name": e.name,
+            "variants": serving.variants.iter().map(|(name, engine)| json!({
+                "name": name.as_ref(),
+                "model_version": engine.version,
+                "model": engine.model,
+            })).collect::<Vec<_>>(),
+        });
+    }
+    Json(body)
 }
 
 async fn reload(

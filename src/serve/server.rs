@@ -15,7 +15,7 @@ use super::routes::app;
 use super::state::{AppState, Settings};
 use super::store::{EventStore, StoreSettings};
 use super::ServeConfig;
-use crate::engine::{Engine, EngineSettings};
+use crate::engine::EngineSettings;
 
 /// Everything `recsys serve` needs to start.
 #[derive(Debug, Clone)]
@@ -39,16 +39,12 @@ pub fn run(options: ServeOptions) -> Result<()> {
 
 async fn serve(options: ServeOptions) -> Result<()> {
     let config = options.config;
-    let dir = crate::bundle::resolve(&options.bundle_root)?;
-    let engine_settings = options.engine.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::load(&dir, &engine_settings))
-        .await
-        .context("loading the model")??;
     let store = EventStore::open(&StoreSettings {
         url: config.event_store.clone(),
         events_per_user: config.events_per_user,
         max_users: config.max_users,
         redis_prefix: config.redis_prefix.clone(),
+        shown_per_user: config.feedback.items_per_user,
         redis_ttl: Duration::from_secs(config.redis_ttl_seconds),
         redis_deadline: Duration::from_millis(config.redis_timeout_ms),
     })
@@ -65,19 +61,35 @@ async fn serve(options: ServeOptions) -> Result<()> {
         events_per_user: config.events_per_user,
         admin_token,
         bundle_root: options.bundle_root.clone(),
+        experiment: config.experiment.clone(),
+        feedback_window_ms: config.feedback.window_ms(),
     };
-    let version = engine.version.clone();
-    eprintln!(
-        "recsys serve: {} answers every request, scored live",
-        engine.model
-    );
-    if let Some(recall) = engine.similar_recall {
-        eprintln!("recsys serve: similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)", 100.0 * recall);
+    let loading = settings.clone();
+    let engines = tokio::task::spawn_blocking(move || loading.load_engines())
+        .await
+        .context("loading the model")??;
+    for (variant, engine) in settings.variant_names().iter().zip(&engines) {
+        let prefix = match &settings.experiment {
+            Some(_) => format!("recsys serve: variant {variant}:"),
+            None => "recsys serve:".to_string(),
+        };
+        eprintln!(
+            "{prefix} {} answers every request, scored live",
+            engine.model
+        );
+        if let Some(recall) = engine.similar_recall {
+            eprintln!("{prefix} similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)", 100.0 * recall);
+        }
+        if let Some(recall) = engine.mips_recall {
+            eprintln!("{prefix} ALS candidate index finds {:.1}% of the exact top 50 by inner product (sampled)", 100.0 * recall);
+        }
     }
-    if let Some(recall) = engine.mips_recall {
-        eprintln!("recsys serve: ALS candidate index finds {:.1}% of the exact top 50 by inner product (sampled)", 100.0 * recall);
-    }
-    let state = AppState::new(engine, store, Metrics::new(), settings);
+    let version = engines
+        .iter()
+        .map(|e| e.version.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let state = AppState::new(engines, store, Metrics::new(), settings)?;
 
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)

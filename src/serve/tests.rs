@@ -12,33 +12,70 @@ use tower::ServiceExt;
 use super::metrics::Metrics;
 use super::routes::{app, OPENAPI};
 use super::state::{AppState, Settings};
-use super::store::{EventStore, MemoryStore};
+use super::store::{EventStore, MemoryFeedback, MemoryStore};
 
 use crate::bundle::test_bundle as bundle;
 use crate::engine::{Engine, EngineSettings};
+use crate::experiment::{Experiment, VariantConfig};
 use crate::rng::Rng;
 
-fn state() -> AppState {
-    let engine = Engine::from_bundle(
+fn engine() -> Engine {
+    Engine::from_bundle(
         bundle().clone(),
         Path::new("unused"),
         &EngineSettings::default(),
     )
-    .unwrap();
-    let settings = Settings {
+    .unwrap()
+}
+
+fn settings() -> Settings {
+    Settings {
         max_k: 100,
         max_exclude: 5,
         engine: EngineSettings::default(),
         events_per_user: 50,
         admin_token: Some("secret".into()),
         bundle_root: "no-such-dir".into(),
+        experiment: None,
+        feedback_window_ms: WINDOW_MS,
+    }
+}
+
+const WINDOW_MS: i64 = 30 * 60_000;
+
+fn memory_store() -> EventStore {
+    EventStore::Memory(MemoryStore::new(1000, 50), MemoryFeedback::new(1000, 100))
+}
+
+fn state() -> AppState {
+    AppState::new(vec![engine()], memory_store(), Metrics::new(), settings()).unwrap()
+}
+
+/// A state running an experiment `e` with two variants on the same bundle.
+fn experiment_state(shares: [f64; 2]) -> AppState {
+    let experiment = Experiment {
+        name: "test".into(),
+        variants: ["control", "treatment"]
+            .iter()
+            .zip(shares)
+            .map(|(name, share)| VariantConfig {
+                name: name.to_string(),
+                bundle: "no-such-dir".into(),
+                share,
+            })
+            .collect(),
+    };
+    let settings = Settings {
+        experiment: Some(experiment),
+        ..settings()
     };
     AppState::new(
-        engine,
-        EventStore::Memory(MemoryStore::new(1000, 50)),
+        vec![engine(), engine()],
+        memory_store(),
         Metrics::new(),
         settings,
     )
+    .unwrap()
 }
 
 async fn call(
@@ -121,7 +158,9 @@ async fn every_known_user_gets_the_models_answer_and_unknown_users_get_popular()
         let direct = engine
             .answer(&crate::engine::Request::new(user, &[], 10))
             .unwrap();
-        let direct: Value = serde_json::from_str(&serde_json::to_string(&direct).unwrap()).unwrap();
+        let mut direct: Value =
+            serde_json::from_str(&serde_json::to_string(&direct).unwrap()).unwrap();
+        direct["variant"] = json!("default");
         assert_eq!(body, direct);
     }
     let body = get(&state, "/recommendations?user_id=-999&k=7").await;
@@ -477,17 +516,243 @@ async fn openapi_document_lists_exactly_the_routes() {
     assert_eq!(doc, serde_json::from_str::<Value>(OPENAPI).unwrap());
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 8);
+    assert_eq!(paths.len(), 9);
     for (path, ops) in paths {
         for method in ops.as_object().unwrap().keys() {
             let method: Method = method.to_uppercase().parse().unwrap();
             // Every documented route exists: anything but 404/405 (a missing
             // parameter answers 400, which proves the route matched).
             let (status, body) = call(&state, method.clone(), path, None).await;
+            // Without an experiment, /experiment says so with a 404 of its own.
+            let says_why = body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("[serve.experiment]"));
             assert!(
-                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                (status != StatusCode::NOT_FOUND || says_why)
+                    && status != StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path} is documented but answers {status}: {body}"
             );
         }
+    }
+}
+
+/// The sum of the series of `name` whose labels include every one of `labels`.
+fn metric(state: &AppState, name: &str, labels: &[(&str, &str)]) -> f64 {
+    state
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[tokio::test]
+async fn carts_of_shown_items_are_credited_once_to_variant_and_source() {
+    let state = state();
+    let user = bundle().users.raw(0);
+    let answer = get(&state, &format!("/recommendations?user_id={user}&k=5")).await;
+    assert_eq!(answer["variant"], "default", "{answer}");
+    let shown = item_ids(&answer, "recommendations");
+    let source = sources(&answer)[1].clone();
+    let shown_total = metric(
+        &state,
+        "recsys_recommended_items_total",
+        &[("variant", "default")],
+    );
+    assert_eq!(shown_total, 5.0);
+    let credited = |event: &'static str| {
+        let state = state.clone();
+        move || {
+            metric(
+                &state,
+                "recsys_attributed_events_total",
+                &[("event", event)],
+            )
+        }
+    };
+    // An item never shown to them: nothing credited.
+    let never = (0..bundle().items.len())
+        .map(|i| bundle().items.raw(i as u32))
+        .find(|id| !shown.contains(id))
+        .unwrap();
+    post_event(&state, user, never, "addtocart", now()).await;
+    assert_eq!(credited("addtocart")(), 0.0);
+    // The second item shown: credited to its source, once however often carted.
+    post_event(&state, user, shown[1], "addtocart", now()).await;
+    post_event(&state, user, shown[1], "addtocart", now()).await;
+    assert_eq!(credited("addtocart")(), 1.0);
+    assert_eq!(
+        metric(
+            &state,
+            "recsys_attributed_events_total",
+            &[
+                ("variant", "default"),
+                ("event", "addtocart"),
+                ("source", &source)
+            ]
+        ),
+        1.0
+    );
+    post_event(&state, user, shown[1], "transaction", now()).await;
+    assert_eq!(credited("transaction")(), 1.0);
+    // Another shopper carting the same item is not credited: it was not shown to them.
+    post_event(&state, user + 1_000_000, shown[0], "addtocart", now()).await;
+    assert_eq!(credited("addtocart")(), 1.0);
+    // Views are never credited.
+    post_event(&state, user, shown[0], "view", now()).await;
+    assert_eq!(credited("view")(), 0.0);
+}
+
+#[tokio::test]
+async fn feedback_can_be_turned_off() {
+    let settings = Settings {
+        feedback_window_ms: 0,
+        ..settings()
+    };
+    let state = AppState::new(vec![engine()], memory_store(), Metrics::new(), settings).unwrap();
+    let user = bundle().users.raw(0);
+    let answer = get(&state, &format!("/recommendations?user_id={user}&k=5")).await;
+    let shown = item_ids(&answer, "recommendations");
+    post_event(&state, user, shown[0], "addtocart", now()).await;
+    assert_eq!(metric(&state, "recsys_attributed_events_total", &[]), 0.0);
+}
+
+#[tokio::test]
+async fn experiment_assigns_stably_and_reports_what_a_hand_count_gives() {
+    let state = experiment_state([1.0, 3.0]);
+    let e = state.settings.experiment.clone().unwrap();
+    let (status, _) = call(&state, Method::GET, "/experiment", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Known and unknown shoppers; every second one carts the first item shown.
+    let users: Vec<i64> = (0..bundle().users.len().min(150) as u32)
+        .map(|u| bundle().users.raw(u))
+        .chain(9_000_000..9_000_150)
+        .collect();
+    let mut expected = [crate::experiment::Tally::default(); 2];
+    for (n, &user) in users.iter().enumerate() {
+        let first = get(&state, &format!("/recommendations?user_id={user}&k=4")).await;
+        let again = get(&state, &format!("/recommendations?user_id={user}&k=4")).await;
+        let v = e.assign(user);
+        assert_eq!(first["variant"], e.variants[v].name.as_str());
+        assert_eq!(
+            again["variant"], first["variant"],
+            "the same shopper, the same variant"
+        );
+        let t = &mut expected[v];
+        t.shoppers += 1;
+        t.answers += 2;
+        t.items_shown += 8;
+        if n % 2 == 0 {
+            let item = item_ids(&first, "recommendations")[0];
+            post_event(&state, user, item, "addtocart", now()).await;
+            t.attributed_add_to_carts += 1;
+            t.converted_shoppers += 1;
+        }
+    }
+    assert!(expected.iter().all(|t| t.shoppers > 0));
+    let (status, report) = call(&state, Method::GET, "/experiment", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let hand = e.report(&expected);
+    let served: crate::experiment::Report = serde_json::from_value(report.clone()).unwrap();
+    assert_eq!(served.verdict, hand.verdict);
+    for (s, h) in served.variants.iter().zip(&hand.variants) {
+        assert_eq!((&s.name, s.tally), (&h.name, h.tally));
+        // Floats to the last digits JSON carries.
+        for (a, b) in [
+            (s.rate, h.rate),
+            (s.rate_low, h.rate_low),
+            (s.rate_high, h.rate_high),
+        ] {
+            assert!((a - b).abs() < 1e-12, "{a} {b}");
+        }
+        assert_eq!(s.p_value.is_some(), h.p_value.is_some());
+        if let (Some(a), Some(b)) = (s.p_value, h.p_value) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+    assert_eq!(report["variants"][1]["shoppers"], expected[1].shoppers);
+    assert!(report["variants"][1]["p_value"].is_number(), "{report}");
+    // The per-variant series the dashboard divides.
+    for (v, t) in e.variants.iter().zip(&expected) {
+        let labels = [("variant", v.name.as_str())];
+        assert_eq!(
+            metric(&state, "recsys_recommended_items_total", &labels),
+            t.items_shown as f64
+        );
+        assert_eq!(
+            metric(&state, "recsys_attributed_events_total", &labels),
+            t.attributed_add_to_carts as f64
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_an_experiment_its_report_is_a_clear_404() {
+    let (status, body) = call(&state(), Method::GET, "/experiment", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("[serve.experiment]"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_swaps_every_variant_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = bundle().save(dir.path()).unwrap();
+    let mut state = experiment_state([1.0, 1.0]);
+    let mut settings = state.settings.clone();
+    let experiment = settings.experiment.as_mut().unwrap();
+    experiment.variants[0].bundle = saved.clone();
+    experiment.variants[1].bundle = dir.path().join("missing");
+    state = AppState::new(
+        vec![engine(), engine()],
+        memory_store(),
+        Metrics::new(),
+        settings.clone(),
+    )
+    .unwrap();
+    let before: Vec<_> = state
+        .serving_now()
+        .variants
+        .iter()
+        .map(|v| v.1.clone())
+        .collect();
+    let outcome = state.reload().await;
+    let error = outcome.error.expect("the second variant has no bundle");
+    assert!(error.contains("variant treatment"), "{error}");
+    let after = state.serving_now();
+    for (old, new) in before.iter().zip(&after.variants) {
+        assert!(
+            std::sync::Arc::ptr_eq(old, &new.1),
+            "a variant was swapped alone"
+        );
+    }
+    // With both bundles present, both are swapped.
+    settings.experiment.as_mut().unwrap().variants[1].bundle = saved.clone();
+    let state = AppState::new(
+        vec![engine(), engine()],
+        memory_store(),
+        Metrics::new(),
+        settings,
+    )
+    .unwrap();
+    let outcome = state.reload().await;
+    assert_eq!(outcome.error, None);
+    for (_, engine) in &state.serving_now().variants {
+        assert_eq!(engine.path, saved);
     }
 }

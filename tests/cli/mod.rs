@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod end_to_end;
+mod experiment;
+mod replay;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

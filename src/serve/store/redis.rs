@@ -14,8 +14,11 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use thiserror::Error;
 
-use super::ServiceEvent;
+use std::collections::HashMap;
+
+use super::{Attributed, ServiceEvent};
 use crate::data::EventKind;
+use crate::experiment::Tally;
 
 /// A Redis operation that failed or ran past its deadline.
 #[derive(Debug, Error)]
@@ -132,6 +135,166 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    fn shown_key(&self, user: i64) -> String {
+        format!("{}:shown:{user}", self.prefix)
+    }
+
+    fn tally_key(&self, experiment: &str, variant: &str) -> String {
+        format!("{}:experiment:{experiment}:{variant}", self.prefix)
+    }
+
+    /// Remember that `items` (id, source) were shown to `user` at `at_ms` in
+    /// `variant`: one hash per shopper (`item → variant|source|ms`) that
+    /// expires one window after the last answer, so replicas share it and
+    /// Redis holds only shoppers answered within the window.
+    pub async fn remember_shown(
+        &self,
+        user: i64,
+        variant: &str,
+        items: &[(i64, &'static str)],
+        at_ms: i64,
+        window_ms: i64,
+    ) -> Result<(), RedisStoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let key = self.shown_key(user);
+        let fields: Vec<(i64, String)> = items
+            .iter()
+            .map(|&(item, source)| (item, format!("{variant}|{source}|{at_ms}")))
+            .collect();
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(&key, &fields)
+            .ignore()
+            .pexpire(&key, window_ms.max(1))
+            .ignore();
+        self.within(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    /// The credit for `user`'s `kind` event on `item_id` at `at_ms`, if the
+    /// item was shown within the window and this kind of event on it was not
+    /// credited before by any replica (`HSETNX` decides atomically).
+    pub async fn attribute(
+        &self,
+        user: i64,
+        item_id: i64,
+        kind: EventKind,
+        at_ms: i64,
+        window_ms: i64,
+    ) -> Result<Option<Attributed>, RedisStoreError> {
+        let mut connection = self.connection.clone();
+        let shown: Option<String> = self
+            .within(
+                redis::cmd("HGET")
+                    .arg(self.shown_key(user))
+                    .arg(item_id)
+                    .query_async(&mut connection),
+            )
+            .await?;
+        let Some((variant, source, shown_ms)) = shown.as_deref().and_then(decode_shown) else {
+            return Ok(None);
+        };
+        if !(0..=window_ms).contains(&(at_ms - shown_ms)) {
+            return Ok(None);
+        }
+        let credited = format!("{}:credited:{user}", self.prefix);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_nx(&credited, format!("{item_id}:{}", kind as u8), 1)
+            .pexpire(&credited, window_ms.max(1))
+            .ignore();
+        let (first,): (bool,) = self.within(pipe.query_async(&mut connection)).await?;
+        Ok(first.then(|| Attributed {
+            variant: variant.to_string(),
+            source: source.to_string(),
+        }))
+    }
+
+    /// Count one answer of `items` items to `user` in `variant` of `experiment`.
+    pub async fn tally_answer(
+        &self,
+        experiment: &str,
+        variant: &str,
+        user: i64,
+        items: u64,
+    ) -> Result<(), RedisStoreError> {
+        let key = self.tally_key(experiment, variant);
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        pipe.hincr(&key, "answers", 1)
+            .ignore()
+            .hincr(&key, "items_shown", items)
+            .ignore()
+            .sadd(format!("{key}:shoppers"), user)
+            .ignore();
+        self.within(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    /// Count an attributed `kind` event of `user` in `variant` of `experiment`.
+    pub async fn tally_attributed(
+        &self,
+        experiment: &str,
+        variant: &str,
+        user: i64,
+        kind: EventKind,
+    ) -> Result<(), RedisStoreError> {
+        let key = self.tally_key(experiment, variant);
+        let mut connection = self.connection.clone();
+        let mut pipe = redis::pipe();
+        match kind {
+            EventKind::AddToCart => pipe
+                .hincr(&key, "attributed_add_to_carts", 1)
+                .ignore()
+                .sadd(format!("{key}:converted"), user)
+                .ignore(),
+            EventKind::Transaction => pipe.hincr(&key, "attributed_transactions", 1).ignore(),
+            EventKind::View => return Ok(()),
+        };
+        self.within(pipe.query_async::<()>(&mut connection)).await
+    }
+
+    /// The tallies of `variants` in `experiment`, in order, summed over every replica.
+    pub async fn tallies(
+        &self,
+        experiment: &str,
+        variants: &[&str],
+    ) -> Result<Vec<Tally>, RedisStoreError> {
+        let mut out = Vec::with_capacity(variants.len());
+        for variant in variants {
+            let key = self.tally_key(experiment, variant);
+            let mut connection = self.connection.clone();
+            let mut pipe = redis::pipe();
+            pipe.hgetall(&key)
+                .scard(format!("{key}:shoppers"))
+                .scard(format!("{key}:converted"));
+            let (counts, shoppers, converted): (HashMap<String, u64>, u64, u64) =
+                self.within(pipe.query_async(&mut connection)).await?;
+            let get = |name: &str| counts.get(name).copied().unwrap_or(0);
+            out.push(Tally {
+                shoppers,
+                answers: get("answers"),
+                items_shown: get("items_shown"),
+                attributed_add_to_carts: get("attributed_add_to_carts"),
+                attributed_transactions: get("attributed_transactions"),
+                converted_shoppers: converted,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `variant|source|ms` as written by [`RedisStore::remember_shown`].
+fn decode_shown(text: &str) -> Option<(&str, &str, i64)> {
+    let mut parts = text.split('|');
+    let variant = parts.next()?;
+    let source = parts.next()?;
+    let ms = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((variant, source, ms))
+}
+
 /// `item:kind:timestamp`, compact and readable with `redis-cli`.
 fn encode(event: &ServiceEvent) -> String {
     format!(
@@ -164,6 +327,8 @@ mod tests {
             timestamp_ms: 1_442_000_000_000,
         };
         assert_eq!(decode(&encode(&event)), Some(event));
+        assert_eq!(decode_shown("b|als|17"), Some(("b", "als", 17)));
+        assert_eq!(decode_shown("b|als"), None);
         for bad in ["", "1:1", "1:9:5", "x:0:5", "1:0:5:extra"] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
