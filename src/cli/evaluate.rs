@@ -2,16 +2,21 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::{bundle_dir, load_config, print_json};
 use crate::bundle::Bundle;
+use crate::config::Config;
+use crate::data::load_events;
+use crate::data::time::DAY_MS;
 use crate::data::time::{format_date, parse_date_ms};
 use crate::data::{Cutoff, Protocol};
 use crate::engine::{Engine, EngineSettings};
-use crate::eval::evaluate_engine;
+use crate::eval::bootstrap::Intervals;
 use crate::eval::replay::replay;
+use crate::eval::{evaluate_engine, Report};
+use crate::training::rolling::{fold_cutoffs, rolling, windows};
 use crate::training::{data_fingerprint, prepare};
 
 /// Arguments of `recsys evaluate`.
@@ -43,6 +48,26 @@ pub struct EvaluateArgs {
     /// rate, MRR, precision and recall per shopper; `"replay"` in the JSON).
     #[arg(long)]
     pub replay: bool,
+    /// Rolling evaluation: train at each of these cutoffs (comma-separated
+    /// dates, ascending) and evaluate on the window up to the next; the
+    /// shoppers of every window are pooled. Trains in memory; writes no bundle.
+    #[arg(long, value_name = "DATE,DATE,…", value_delimiter = ',', conflicts_with_all = ["bundle", "cutoff", "replay", "folds"])]
+    pub cutoffs: Vec<String>,
+    /// Rolling evaluation over the last N windows of `--fold-days` days each.
+    #[arg(long, value_name = "N", requires = "fold_days", conflicts_with_all = ["bundle", "cutoff", "replay"])]
+    pub folds: Option<usize>,
+    /// Length of each window of `--folds`, days.
+    #[arg(long, value_name = "D", requires = "folds")]
+    pub fold_days: Option<i64>,
+    /// Length of the last window of `--cutoffs`, days (default: the gap between the last two cutoffs, or 7).
+    #[arg(long, value_name = "D")]
+    pub test_days: Option<i64>,
+    /// Bootstrap resamples of the shoppers for the 95% intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap resamples.
+    #[arg(long, default_value_t = 42)]
+    pub bootstrap_seed: u64,
 }
 
 pub(super) fn run(args: EvaluateArgs) -> Result<()> {
@@ -51,7 +76,10 @@ pub(super) fn run(args: EvaluateArgs) -> Result<()> {
     if k == 0 {
         bail!("--k must be at least 1");
     }
-    let dir = bundle_dir(args.bundle, &config)?;
+    if !args.cutoffs.is_empty() || args.folds.is_some() {
+        return run_rolling(args, &config, k);
+    }
+    let dir = bundle_dir(args.bundle.clone(), &config)?;
     let bundle = Bundle::load(&dir)?;
     let trained = &bundle.manifest;
     let protocol = args.protocol.unwrap_or(trained.protocol);
@@ -75,7 +103,7 @@ pub(super) fn run(args: EvaluateArgs) -> Result<()> {
     }
     let prepared = prepare(
         &config,
-        args.events,
+        args.events.clone(),
         &Cutoff::Date(format_date(cutoff_ms)),
         protocol,
     )?;
@@ -97,10 +125,65 @@ pub(super) fn run(args: EvaluateArgs) -> Result<()> {
     if args.replay {
         report.replay = Some(replay(&engine, &prepared.split.test, k));
     }
+    show(report, &args)
+}
+
+/// Add the bootstrap intervals `args` ask for and print `report`.
+fn show(mut report: Report, args: &EvaluateArgs) -> Result<()> {
+    if args.bootstrap > 0 {
+        report.intervals = Some(Intervals::compute(
+            &report.results,
+            "two_stage",
+            args.bootstrap,
+            args.bootstrap_seed,
+        ));
+    }
     if args.json {
         print_json(&report.to_json())
     } else {
         print!("{}", report.to_table());
         Ok(())
     }
+}
+
+/// `--cutoffs` / `--folds`: train and evaluate at every cutoff, pooled.
+fn run_rolling(args: EvaluateArgs, config: &Config, k: usize) -> Result<()> {
+    let protocol = args.protocol.unwrap_or(config.split.protocol);
+    let (cutoffs, last_days) = match (args.folds, args.fold_days) {
+        (Some(n), Some(days)) => {
+            if n == 0 || days <= 0 {
+                bail!("--folds and --fold-days must be at least 1");
+            }
+            let events = args
+                .events
+                .clone()
+                .unwrap_or_else(|| config.data.events.clone());
+            let loaded = load_events(&events, config.data.bad_rows)
+                .with_context(|| format!("loading events from {}", events.display()))?;
+            let (_, end) = loaded
+                .log
+                .time_range()
+                .with_context(|| format!("{} has no events", events.display()))?;
+            (fold_cutoffs(end, n, days), days)
+        }
+        _ => {
+            let cutoffs = args
+                .cutoffs
+                .iter()
+                .map(|d| parse_date_ms(d.trim()).map_err(anyhow::Error::msg))
+                .collect::<Result<Vec<i64>>>()
+                .context("--cutoffs")?;
+            let gap = cutoffs
+                .windows(2)
+                .last()
+                .map_or(7, |w| (w[1] - w[0]) / DAY_MS);
+            (cutoffs, args.test_days.unwrap_or(gap.max(1)))
+        }
+    };
+    let windows = windows(&cutoffs, last_days).context("--cutoffs")?;
+    let report = rolling(config, args.events.clone(), &windows, protocol, k)?;
+    if report.users == 0 {
+        bail!("no user in any test window has relevant items under the {protocol} protocol; nothing to evaluate");
+    }
+    show(report, &args)
 }

@@ -12,20 +12,21 @@
 //! window fed to the engine in time order, every add-to-cart predicted from
 //! the shopper's state just before it (`evaluate --replay`).
 
+pub mod bootstrap;
 pub mod metrics;
 pub mod replay;
 pub mod report;
 
 use std::collections::HashSet;
 
-use crate::data::Split;
 pub use crate::data::{ground_truth, TestUser};
+use crate::data::{Split, TrainSet};
 use crate::engine::Engine;
 use crate::models::{Context, Filter, Recommender, Scored};
 use crate::rank::candidates::{N_SOURCES, SOURCES};
 use crate::rank::TwoStage;
-use metrics::{user_metrics, MetricSums, Metrics};
-pub use report::Report;
+use metrics::{user_metrics, MetricSums, Metrics, UserMetrics};
+pub use report::{Ceiling, Fold, Report};
 
 /// Metrics of one model, overall and per segment.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,9 @@ pub struct ModelResult {
     pub warm: Metrics,
     /// Over users first seen in the test window.
     pub cold: Metrics,
+    /// Each evaluated user's metrics, in the order of the users (for
+    /// bootstrap intervals and for pooling several cutoffs).
+    pub per_user: Vec<UserMetrics>,
 }
 
 /// Metrics of `name`'s `lists` (one per user of `users`, at most `k` items
@@ -55,6 +59,7 @@ pub fn score_lists(
         MetricSums::default(),
     ];
     let mut shown: [HashSet<u32>; 3] = Default::default();
+    let mut per_user = Vec::with_capacity(users.len());
     for (user, list) in users.iter().zip(lists) {
         let items: Vec<u32> = list.iter().take(k).map(|r| r.0).collect();
         let m = user_metrics(&items, &user.relevant, user.n_relevant, k);
@@ -63,6 +68,7 @@ pub fn score_lists(
             sums[s].add(&m);
             shown[s].extend(items.iter().copied());
         }
+        per_user.push(m);
     }
     let catalog = n_items.max(1) as f64;
     let mean = |s: usize| sums[s].mean(shown[s].len() as f64 / catalog);
@@ -71,6 +77,7 @@ pub fn score_lists(
         all: mean(0),
         warm: mean(1),
         cold: mean(2),
+        per_user,
     }
 }
 
@@ -157,6 +164,21 @@ pub fn candidate_recall(engine: &Engine, model: &TwoStage, users: &[TestUser]) -
     }
 }
 
+/// Mean over `users` of the share of their relevant items found in their own
+/// training history: what no re-ranking of that history can go beyond.
+pub fn history_ceiling(train: &TrainSet, users: &[TestUser]) -> f64 {
+    let total: f64 = users
+        .iter()
+        .map(|u| {
+            let Some(user) = u.user else { return 0.0 };
+            let seen: HashSet<u32> = train.user_events(user).map(|i| train.item[i]).collect();
+            let found = u.relevant.iter().filter(|i| seen.contains(i)).count();
+            found as f64 / u.n_relevant.max(1) as f64
+        })
+        .sum();
+    total / users.len().max(1) as f64
+}
+
 /// Evaluate every model of `engine`'s bundle on the test window of `split` at `k`.
 pub fn evaluate_engine(engine: &Engine, split: &Split, k: usize) -> Report {
     let bundle = engine.bundle();
@@ -178,6 +200,11 @@ pub fn evaluate_engine(engine: &Engine, split: &Split, k: usize) -> Report {
         bundle: Some(bundle.manifest.run_id.clone()),
         candidates,
         replay: None,
+        intervals: None,
+        ceiling: Some(Ceiling {
+            history: history_ceiling(&bundle.train, &users),
+        }),
+        folds: Vec::new(),
     }
 }
 
@@ -226,6 +253,17 @@ mod tests {
             "cold users and transaction-only users drop out"
         );
         assert_eq!(gt[0].n_relevant, 2);
+    }
+
+    #[test]
+    fn the_history_ceiling_counts_relevant_items_the_shopper_had_touched() {
+        let (train, test) = data();
+        let gt = ground_truth(&test, &train.users, &train.items, Protocol::Strict);
+        // Warm user 1 carts 101, which they viewed in training: all reachable.
+        // Cold user 3 has no history: nothing of theirs is.
+        assert_eq!(history_ceiling(&train, &gt), 0.5);
+        assert_eq!(history_ceiling(&train, &gt[1..]), 0.0);
+        assert_eq!(history_ceiling(&train, &[]), 0.0);
     }
 
     #[test]

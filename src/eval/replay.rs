@@ -516,6 +516,7 @@ mod tests {
             popular: Some(Arc::new(Popular::fit(&train, &PopularConfig::default()))),
             history: Some(Arc::new(History::fit(&train, &HistoryConfig::default()))),
             als: None,
+            covisit: None,
             two_stage: None,
             train: Arc::new(train),
         };

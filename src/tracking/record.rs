@@ -320,10 +320,14 @@ mod tests {
                 all: metrics(0.11),
                 warm: metrics(0.15),
                 cold: metrics(0.0),
+                per_user: Vec::new(),
             }],
             bundle: None,
             candidates: None,
             replay: None,
+            intervals: None,
+            ceiling: None,
+            folds: Vec::new(),
         };
         let got = evaluation_metrics(&report, 5);
         let value = |key: &str| got.iter().find(|x| x.key == key).map(|x| x.value);

@@ -3,7 +3,8 @@
 //! * [`prepare`] loads and validates the events, resolves the cutoff and splits;
 //! * [`fit`] trains every enabled model on the training part (through the
 //!   [`registry`](crate::registry)) and assembles the [`Bundle`](crate::bundle::Bundle);
-//! * [`run`] is the whole sequence — prepare, fit, save, evaluate — timed.
+//! * [`run`] is the whole sequence — prepare, fit, save, evaluate — timed;
+//! * [`rolling`] trains and evaluates at several cutoffs and pools the shoppers.
 //!
 //! The CLI adds printing and experiment tracking around [`run`]; tests and
 //! benchmarks call these directly. Nothing below this module (models, rank,
@@ -11,6 +12,7 @@
 
 pub mod fit;
 pub mod prepare;
+pub mod rolling;
 pub mod run;
 
 pub use fit::{fit, fit_with, FitOptions};

@@ -61,6 +61,20 @@ pub fn prepare(
     })
 }
 
+impl Prepared {
+    /// Split the loaded events again at `cutoff_ms` under `protocol`, the
+    /// test window ending before `until_ms` (the end of the data when `None`).
+    pub fn resplit(&mut self, cutoff_ms: i64, protocol: Protocol, until_ms: Option<i64>) {
+        let mut split = split(&self.loaded.log, cutoff_ms, protocol);
+        if let Some(until) = until_ms {
+            let test = &split.test;
+            split.test = test.filter(|i| test.timestamp_ms[i] < until);
+        }
+        self.train = TrainSet::new(&split.train, cutoff_ms);
+        self.split = split;
+    }
+}
+
 /// A fingerprint of every loaded event, to recognise the data a bundle came from.
 pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
     let log = &loaded.log;

@@ -282,8 +282,26 @@ fn two_stage_reports_uplift_and_candidate_recall() {
     // find more than the union holds.
     let two_stage = &report["models"]["two_stage"];
     assert!(two_stage["recall"].as_f64().unwrap() <= union + 1e-12);
-    let shown = report["uplift_percent"]["popular"]["recall"].as_f64();
-    assert!(shown.is_some(), "{report}");
+    let uplift = &report["uplift_percent"]["popular"]["recall"];
+    let shown = uplift["value"].as_f64().unwrap();
+    // The paired bootstrap interval brackets the uplift it measures.
+    let ci = uplift["ci"].as_array().unwrap();
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(lo <= hi, "{report}");
+    let recall_ci = &two_stage["recall_ci"];
+    assert!(
+        recall_ci[0].as_f64() <= two_stage["recall"].as_f64(),
+        "{report}"
+    );
+    assert!(
+        recall_ci[1].as_f64() >= two_stage["recall"].as_f64(),
+        "{report}"
+    );
+    assert_eq!(report["bootstrap"]["resamples"], 1000);
+    let _ = shown;
+    let ceiling = report["ceiling"]["history"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&ceiling));
+    assert_eq!(report["ceiling"]["candidates"].as_f64(), Some(union));
     let table_recall = table
         .lines()
         .find(|l| l.starts_with("two_stage"))

@@ -4,6 +4,7 @@ mod bad_input;
 mod end_to_end;
 mod experiment;
 mod replay;
+mod rolling;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
