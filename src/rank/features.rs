@@ -18,7 +18,16 @@
 //! - **user × item**: the user's views / carts / purchases of the item, days since
 //!   the first and last of them, its rank in the user's recency list, whether
 //!   its category is one of the user's recent ones and the share of the user's
-//!   events in that category.
+//!   events in that category;
+//! - **session**: the shopper's latest session (events no more than
+//!   [`SESSION_GAP_MS`] apart): its events, minutes from its last event to the
+//!   context's time, and the candidate's views and carts in it — on a browsing
+//!   shop the next cart is mostly an item of the visit under way;
+//! - **repeat**: the item's re-buy rate (of the shoppers who carted it, the
+//!   share who carted it again on another day), and for the shopper the mean
+//!   gap between the days they carted it, the days since they last did, and
+//!   their ratio ("due": near 1 when the usual gap has passed) — a grocery
+//!   shopper re-buys on a rhythm.
 //!
 //! Values are `f32`, rows are row-major with [`feature_names`] as columns.
 
@@ -57,6 +66,22 @@ const ITEM_EXTRA: [&str; 9] = [
     "item_available",
     "category_carts_30d",
 ];
+/// Events further apart than this start a new session (30 minutes, the usual
+/// web-analytics rule).
+pub const SESSION_GAP_MS: i64 = 30 * 60_000;
+
+const SESSION: [&str; 4] = [
+    "session_events",
+    "session_minutes_since_last",
+    "ui_session_views",
+    "ui_session_carts",
+];
+const REPEAT: [&str; 4] = [
+    "item_repeat_rate",
+    "ui_cart_gap_days",
+    "ui_days_since_last_cart",
+    "ui_cart_due",
+];
 const USER_ITEM: [&str; 8] = [
     "ui_views",
     "ui_carts",
@@ -91,6 +116,8 @@ pub fn feature_names() -> &'static [String] {
             names.extend(extra.iter().map(|s| s.to_string()));
         }
         names.extend(USER_ITEM.iter().map(|s| s.to_string()));
+        names.extend(SESSION.iter().map(|s| s.to_string()));
+        names.extend(REPEAT.iter().map(|s| s.to_string()));
         names
     })
 }
@@ -125,6 +152,10 @@ struct ItemStats {
     first_ms: Vec<i64>,
     last_ms: Vec<i64>,
     category_carts_30d: HashMap<i64, f32>,
+    /// Shoppers who carted (or bought) the item, and of them those who did on
+    /// two or more days.
+    buyers: Vec<f32>,
+    repeaters: Vec<f32>,
 }
 
 impl ItemStats {
@@ -138,8 +169,13 @@ impl ItemStats {
             first_ms: vec![i64::MAX; n],
             last_ms: vec![i64::MIN; n],
             category_carts_30d: HashMap::new(),
+            buyers: vec![0.0; n],
+            repeaters: vec![0.0; n],
         };
         let mut last_user = vec![u32::MAX; n];
+        // The last buyer of each item, the day of their last cart of it and
+        // the distinct days they carted it on so far.
+        let mut last_buyer = vec![(u32::MAX, i64::MIN, 0u32); n];
         for e in 0..train.len() {
             let item = train.item[e] as usize;
             let t = train.timestamp_ms[e];
@@ -155,6 +191,20 @@ impl ItemStats {
             }
             s.first_ms[item] = s.first_ms[item].min(t);
             s.last_ms[item] = s.last_ms[item].max(t);
+            if train.kind[e] != EventKind::View {
+                let day = t.div_euclid(DAY_MS);
+                let b = &mut last_buyer[item];
+                if b.0 != train.user[e] {
+                    *b = (train.user[e], day, 1);
+                    s.buyers[item] += 1.0;
+                } else if b.1 != day {
+                    b.1 = day;
+                    b.2 += 1;
+                    if b.2 == 2 {
+                        s.repeaters[item] += 1.0;
+                    }
+                }
+            }
             if train.kind[e] == EventKind::AddToCart && age < 30 * DAY_MS {
                 if let Some(c) = items.get(item).and_then(|i| i.category) {
                     *s.category_carts_30d.entry(c).or_default() += 1.0;
@@ -172,11 +222,30 @@ struct UserSummary {
     counts: Counts,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
-    /// Per item: counts by kind, first and last time, recency rank (1 = latest).
-    by_item: HashMap<u32, ([f32; 3], i64, i64, usize)>,
+    by_item: HashMap<u32, UserItem>,
     by_category: HashMap<i64, f32>,
     recent_categories: Vec<i64>,
     events: f32,
+    /// Events of the latest session and the time of its last one.
+    session_events: f32,
+    session_last_ms: Option<i64>,
+}
+
+/// One item in a user's events.
+#[derive(Debug, Clone, Copy)]
+struct UserItem {
+    /// Events by kind.
+    kinds: [f32; 3],
+    first_ms: i64,
+    last_ms: i64,
+    /// Rank among the user's items by latest event (1 = latest).
+    recency_rank: usize,
+    /// Views and carts (or purchases) in the latest session.
+    session: [f32; 2],
+    /// Distinct days with a cart or purchase of it, the first and last such day.
+    cart_days: u32,
+    first_cart_day: i64,
+    last_cart_ms: Option<i64>,
 }
 
 /// Computes feature rows for one period's users and candidates.
@@ -213,26 +282,64 @@ impl FeatureContext {
             by_category: HashMap::new(),
             recent_categories: Vec::new(),
             events: 0.0,
+            session_events: 0.0,
+            session_last_ms: None,
         };
         let now = s.now;
+        // The latest session starts after the last gap longer than the rule.
+        let mut times: Vec<i64> = ctx.events().map(|e| e.timestamp_ms).collect();
+        times.sort_unstable();
+        let session_start = times
+            .windows(2)
+            .rev()
+            .find(|w| w[1] - w[0] > SESSION_GAP_MS)
+            .map_or(i64::MIN, |w| w[1]);
         for e in ctx.events() {
             let (item, t, kind) = (e.item, e.timestamp_ms, e.kind);
             count(&mut s.counts, kind, now - t);
             s.first_ms = Some(s.first_ms.map_or(t, |f| f.min(t)));
             s.last_ms = Some(s.last_ms.map_or(t, |l| l.max(t)));
-            let entry = s.by_item.entry(item).or_insert(([0.0; 3], t, t, 0));
-            entry.0[kind as usize] += 1.0;
-            entry.1 = entry.1.min(t);
-            entry.2 = entry.2.max(t);
+            let entry = s.by_item.entry(item).or_insert(UserItem {
+                kinds: [0.0; 3],
+                first_ms: t,
+                last_ms: t,
+                recency_rank: 0,
+                session: [0.0; 2],
+                cart_days: 0,
+                first_cart_day: 0,
+                last_cart_ms: None,
+            });
+            entry.kinds[kind as usize] += 1.0;
+            entry.first_ms = entry.first_ms.min(t);
+            entry.last_ms = entry.last_ms.max(t);
+            if t >= session_start {
+                entry.session[usize::from(kind != EventKind::View)] += 1.0;
+                s.session_events += 1.0;
+                s.session_last_ms = Some(s.session_last_ms.map_or(t, |l| l.max(t)));
+            }
+            if kind != EventKind::View {
+                let day = t.div_euclid(DAY_MS);
+                match entry.last_cart_ms {
+                    None => {
+                        entry.cart_days = 1;
+                        entry.first_cart_day = day;
+                    }
+                    Some(last) if last.div_euclid(DAY_MS) != day => entry.cart_days += 1,
+                    Some(_) => {}
+                }
+                entry.first_cart_day = entry.first_cart_day.min(day);
+                entry.last_cart_ms = Some(entry.last_cart_ms.map_or(t, |l| l.max(t)));
+            }
             if let Some(c) = self.items.get(item as usize).and_then(|i| i.category) {
                 *s.by_category.entry(c).or_default() += 1.0;
             }
             s.events += 1.0;
         }
-        let mut by_recency: Vec<(u32, i64)> = s.by_item.iter().map(|(&i, v)| (i, v.2)).collect();
+        let mut by_recency: Vec<(u32, i64)> =
+            s.by_item.iter().map(|(&i, v)| (i, v.last_ms)).collect();
         by_recency.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         for (rank, (item, _)) in by_recency.iter().enumerate() {
-            s.by_item.get_mut(item).expect("item present").3 = rank + 1;
+            s.by_item.get_mut(item).expect("item present").recency_rank = rank + 1;
             if rank < self.recent_items {
                 if let Some(c) = self.items.get(*item as usize).and_then(|i| i.category) {
                     if !s.recent_categories.contains(&c) {
@@ -332,12 +439,13 @@ impl FeatureContext {
             stats.category_carts_30d.get(&c).copied().unwrap_or(0.0)
         }));
         // User × item.
-        match user.by_item.get(&item) {
-            Some((kinds, first, last, rank)) => {
-                kinds.iter().copied().for_each(&mut put);
-                put(days(user_now - last));
-                put(days(user_now - first));
-                put(*rank as f32);
+        let ui = user.by_item.get(&item);
+        match ui {
+            Some(u) => {
+                u.kinds.iter().copied().for_each(&mut put);
+                put(days(user_now - u.last_ms));
+                put(days(user_now - u.first_ms));
+                put(u.recency_rank as f32);
             }
             None => {
                 [0.0, 0.0, 0.0, f32::NAN, f32::NAN, f32::NAN]
@@ -360,6 +468,31 @@ impl FeatureContext {
                 put(f32::NAN);
             }
         }
+        // Session.
+        put(user.session_events);
+        put(user
+            .session_last_ms
+            .map_or(f32::NAN, |t| (user_now - t) as f32 / 60_000.0));
+        let session = ui.map_or([0.0; 2], |u| u.session);
+        put(session[0]);
+        put(session[1]);
+        // Repeat.
+        put(if stats.buyers[i] > 0.0 {
+            stats.repeaters[i] / stats.buyers[i]
+        } else {
+            f32::NAN
+        });
+        let gap = ui.filter(|u| u.cart_days >= 2).and_then(|u| {
+            let last_day = u.last_cart_ms?.div_euclid(DAY_MS);
+            Some((last_day - u.first_cart_day) as f32 / (u.cart_days - 1) as f32)
+        });
+        let since = ui.and_then(|u| u.last_cart_ms).map(|t| days(user_now - t));
+        put(gap.unwrap_or(f32::NAN));
+        put(since.unwrap_or(f32::NAN));
+        put(match (since, gap) {
+            (Some(since), Some(gap)) if gap > 0.0 => since / gap,
+            _ => f32::NAN,
+        });
         debug_assert_eq!(col, row.len());
     }
 }
@@ -381,7 +514,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), n);
-        assert_eq!(n, 2 * N_SOURCES + 9 + 4 + 9 + 9 + 8);
+        assert_eq!(n, 2 * N_SOURCES + 9 + 4 + 9 + 9 + 8 + 4 + 4);
     }
 
     #[test]
@@ -453,5 +586,70 @@ mod tests {
         assert_eq!(at(2, "ui_views"), 0.0);
         assert!(at(2, "ui_days_since_last").is_nan());
         assert!(at(2, "ui_category_share").is_nan());
+    }
+
+    #[test]
+    fn session_and_repeat_features_on_a_hand_built_log() {
+        let now = 100 * DAY_MS;
+        let min = 60_000;
+        let mut log = EventLog::default();
+        // Shopper 1 carts item 10 on days 70, 80 and 90 (a 10-day rhythm) ...
+        for day in [70, 80, 90] {
+            log.push(day * DAY_MS, 1, EventKind::AddToCart, 10);
+        }
+        // ... twice on day 90 (one cart day), and shopper 2 carts it once.
+        log.push(90 * DAY_MS + 5 * min, 1, EventKind::AddToCart, 10);
+        log.push(50 * DAY_MS, 2, EventKind::AddToCart, 10);
+        // Shopper 1's latest session: views of 11 and 12, 20 minutes apart,
+        // after a gap of more than 30 minutes.
+        log.push(now - 3 * 60 * min, 1, EventKind::View, 12);
+        log.push(now - 40 * min, 1, EventKind::View, 11);
+        log.push(now - 20 * min, 1, EventKind::View, 12);
+        log.sort_dedup();
+        let train = Arc::new(TrainSet::new(&log, now));
+        let info = vec![ItemInfo::default(); train.items.len()];
+        let ctx = FeatureContext::new(train.clone(), Arc::new(info), 5);
+        let item = |raw| train.items.get(raw).unwrap();
+        let mut cands = Candidates {
+            offsets: vec![0, 3],
+            ..Candidates::default()
+        };
+        for i in [item(10), item(11), item(12)] {
+            cands.items.push(i);
+            cands.scores.push([f32::NAN; N_SOURCES]);
+            cands.ranks.push([f32::NAN; N_SOURCES]);
+        }
+        let rows = ctx.build(&[Context::new(&train, train.users.get(1), &[])], &cands);
+        let w = n_features();
+        let at = |row: usize, name: &str| rows[row * w + column(name)];
+        // Of item 10's two buyers one came back on another day.
+        assert_eq!(at(0, "item_repeat_rate"), 0.5);
+        assert!(at(1, "item_repeat_rate").is_nan(), "nobody carted 11");
+        // Cart days 70, 80, 90: a 10-day gap, last cart 10 days (minus 5 minutes) ago.
+        assert_eq!(at(0, "ui_cart_gap_days"), 10.0);
+        let since = at(0, "ui_days_since_last_cart");
+        assert!((since - (10.0 - 5.0 / 1440.0)).abs() < 1e-4, "{since}");
+        assert!((at(0, "ui_cart_due") - since / 10.0).abs() < 1e-6);
+        assert!(at(1, "ui_cart_gap_days").is_nan() && at(1, "ui_cart_due").is_nan());
+        // The session: the two views 40 and 20 minutes ago; the one 3 hours ago is another visit.
+        assert_eq!(at(0, "session_events"), 2.0);
+        assert_eq!(at(0, "session_minutes_since_last"), 20.0);
+        assert_eq!(
+            (at(1, "ui_session_views"), at(2, "ui_session_views")),
+            (1.0, 1.0)
+        );
+        assert_eq!(at(0, "ui_session_views"), 0.0);
+        assert_eq!(at(2, "ui_views"), 2.0);
+        // A new event starts the session over: a cart of 11 five minutes later joins it.
+        let new = [crate::models::Event {
+            item: item(11),
+            kind: EventKind::AddToCart,
+            timestamp_ms: now + 5 * min,
+        }];
+        let rows = ctx.build(&[Context::new(&train, train.users.get(1), &new)], &cands);
+        let at = |row: usize, name: &str| rows[row * w + column(name)];
+        assert_eq!(at(0, "session_events"), 3.0);
+        assert_eq!(at(0, "session_minutes_since_last"), 0.0);
+        assert_eq!(at(1, "ui_session_carts"), 1.0);
     }
 }
