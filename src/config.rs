@@ -38,6 +38,8 @@ pub struct Config {
     pub postgres: crate::storage::pg::PgConfig,
     /// `[tracking]`: MLflow experiment tracking.
     pub tracking: crate::tracking::TrackingConfig,
+    /// `[tune]`: the settings search of `recsys tune`.
+    pub tune: crate::training::tune::TuneConfig,
 }
 
 /// `[data]`: the input files.
@@ -209,6 +211,7 @@ impl Config {
             );
         }
         self.serve.validate()?;
+        self.tune.validate()?;
         if let Some(model) = &self.serve.model {
             if !self.models.is_enabled(model) {
                 bail!("[serve] model `{model}` is not in [models] enabled; enable it or remove the key");

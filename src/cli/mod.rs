@@ -13,6 +13,7 @@ mod recommend;
 mod s3;
 mod serve;
 mod train;
+mod tune;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Score a bundle's models on the test window: precision@k, recall@k and more.
     Evaluate(evaluate::EvaluateArgs),
+    /// Search the model settings on a validation window before the cutoff; print or write the best.
+    Tune(tune::TuneArgs),
     /// Recommend items to a user, or items similar to an item (JSON).
     Recommend(recommend::RecommendArgs),
     /// Write a synthetic dataset shaped like RetailRocket.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Recommend(args) => recommend::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Export(args) => export::run(args),

@@ -57,6 +57,13 @@ pub struct TrainArgs {
     /// Register the uploaded bundle as a new version of this MLflow model.
     #[arg(long, value_name = "NAME")]
     pub register: Option<String>,
+    /// Search the settings first (as `recsys tune` does, on a validation
+    /// window before the cutoff) and train with the best.
+    #[arg(long)]
+    pub tune: bool,
+    /// The search, with --tune.
+    #[command(flatten)]
+    pub tune_flags: super::tune::TuneFlags,
 }
 
 pub(super) fn run(args: TrainArgs) -> Result<()> {
@@ -68,6 +75,30 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
     anyhow::ensure!(k > 0, "--k must be at least 1");
+    let config = if args.tune {
+        let tuned = super::tune::search(
+            &config,
+            args.events.clone(),
+            &cutoff,
+            protocol,
+            k,
+            &args.tune_flags,
+            false,
+        )?;
+        eprintln!(
+            "tuned: trial {} of {} is best ({} recall@{k} {:.4} on {} .. {}; as configured {:.4}); training with it",
+            tuned.best,
+            tuned.trials.len(),
+            tuned.objective,
+            tuned.best().score,
+            format_date(tuned.valid_from_ms),
+            format_date(tuned.cutoff_ms),
+            tuned.trials[0].score
+        );
+        tuned.best().config.clone()
+    } else {
+        config
+    };
     let overrides = TrackingOverrides {
         uri: args.tracking_uri.clone(),
         require: args.require_tracking,
