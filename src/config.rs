@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{BadRows, Cutoff, Protocol};
-use crate::models::{AlsConfig, HistoryConfig, PopularConfig, RulesConfig};
+use crate::models::{AlsConfig, CovisitConfig, HistoryConfig, PopularConfig, RulesConfig};
 use crate::rank::gbdt::Objective;
 use crate::rank::TwoStageConfig;
 
@@ -95,7 +95,8 @@ impl SplitConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
-    /// Models to train, by name (`popular`, `history`, `als`, `two_stage`).
+    /// Models to train, by name (`popular`, `history`, `als`, `covisit`,
+    /// `two_stage`); [`DEFAULT_MODELS`] when unset.
     pub enabled: Vec<String>,
     /// `[models.popular]`.
     pub popular: PopularConfig,
@@ -103,20 +104,27 @@ pub struct ModelsConfig {
     pub history: HistoryConfig,
     /// `[models.als]`.
     pub als: AlsConfig,
+    /// `[models.covisit]`.
+    pub covisit: CovisitConfig,
     /// `[models.two_stage]`.
     pub two_stage: TwoStageConfig,
 }
 
-/// Names of the models recsys can train.
-pub const MODEL_NAMES: [&str; 4] = ["popular", "history", "als", "two_stage"];
+/// Names of the models recsys can train, in registry order.
+pub const MODEL_NAMES: [&str; 5] = ["popular", "history", "als", "covisit", "two_stage"];
+
+/// The models trained when `[models] enabled` is not set: all but `covisit`,
+/// which is trained only when listed.
+pub const DEFAULT_MODELS: [&str; 4] = ["popular", "history", "als", "two_stage"];
 
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
-            enabled: MODEL_NAMES.iter().map(|s| s.to_string()).collect(),
+            enabled: DEFAULT_MODELS.iter().map(|s| s.to_string()).collect(),
             popular: PopularConfig::default(),
             history: HistoryConfig::default(),
             als: AlsConfig::default(),
+            covisit: CovisitConfig::default(),
             two_stage: TwoStageConfig::default(),
         }
     }
@@ -223,6 +231,7 @@ impl Config {
         if self.models.history.half_life_days <= 0.0 {
             bail!("[models.history] half_life_days must be positive");
         }
+        self.models.covisit.validate()?;
         if self.models.is_enabled("two_stage") {
             for needed in ["popular", "history", "als"] {
                 if !self.models.is_enabled(needed) {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::data::{EventKind, IdMap, ItemInfo, Protocol, TrainSet};
-use crate::models::{Als, History, Popular, Recommender};
+use crate::models::{Als, Covisit, History, Popular, Recommender};
 use crate::npy;
 use crate::rank::TwoStage;
 
@@ -88,12 +88,14 @@ pub struct Bundle {
     pub history: Option<Arc<History>>,
     /// The `als` model, if trained.
     pub als: Option<Arc<Als>>,
+    /// The `covisit` model, if trained.
+    pub covisit: Option<Arc<Covisit>>,
     /// The `two_stage` model, if trained; it shares the single-stage models above.
     pub two_stage: Option<TwoStage>,
 }
 
 impl Bundle {
-    /// Every model in the bundle, in a fixed order.
+    /// Every model in the bundle, in registry order.
     pub fn models(&self) -> Vec<&dyn Recommender> {
         let mut out: Vec<&dyn Recommender> = Vec::new();
         if let Some(m) = &self.popular {
@@ -103,6 +105,9 @@ impl Bundle {
             out.push(m.as_ref());
         }
         if let Some(m) = &self.als {
+            out.push(m.as_ref());
+        }
+        if let Some(m) = &self.covisit {
             out.push(m.as_ref());
         }
         if let Some(m) = &self.two_stage {
@@ -169,6 +174,7 @@ impl Bundle {
             popular: None,
             history: None,
             als: None,
+            covisit: None,
             two_stage: None,
         })
     }

@@ -11,6 +11,7 @@
 
 pub mod als;
 pub mod context;
+pub mod covisit;
 pub mod factors;
 pub mod filter;
 pub mod history;
@@ -21,6 +22,7 @@ pub mod topk;
 
 pub use als::{Als, AlsConfig};
 pub use context::{Context, Event};
+pub use covisit::{Covisit, CovisitConfig};
 pub use filter::{ExcludeFrom, Filter, RequestRules, Rules, RulesConfig};
 pub use history::{History, HistoryConfig};
 pub use popular::{Popular, PopularConfig};
@@ -43,7 +45,7 @@ pub struct Ranked {
 
 /// A trained model that recommends items to shoppers.
 pub trait Recommender: Send + Sync {
-    /// The model's name in configs, reports and JSON (`popular`, `history`, `als`, `two_stage`).
+    /// The model's name in configs, reports and JSON (`popular`, `history`, `als`, `covisit`, `two_stage`).
     fn name(&self) -> &'static str;
 
     /// Up to `n` items for the shopper of `ctx`, best first, each allowed by

@@ -10,6 +10,7 @@
 //! (`training::suite`) runs over every model this list trains.
 
 mod als;
+mod covisit;
 mod history;
 mod popular;
 mod two_stage;
@@ -64,7 +65,13 @@ pub struct ModelSpec {
 }
 
 /// Every model, in fitting order: a model may use those listed before it.
-pub const MODELS: [ModelSpec; 4] = [popular::SPEC, history::SPEC, als::SPEC, two_stage::SPEC];
+pub const MODELS: [ModelSpec; 5] = [
+    popular::SPEC,
+    history::SPEC,
+    als::SPEC,
+    covisit::SPEC,
+    two_stage::SPEC,
+];
 
 /// The spec of the model called `name`.
 pub fn spec(name: &str) -> Option<&'static ModelSpec> {

@@ -59,6 +59,7 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
         popular: None,
         history: None,
         als: None,
+        covisit: None,
         two_stage: None,
     };
     let input = FitInput {
