@@ -511,3 +511,64 @@ fn a_tracking_server_that_is_down_or_silent_never_costs_the_bundle() {
     assert!(took < Duration::from_secs(120), "took {took:?}");
     drop(silent);
 }
+
+#[test]
+fn train_with_tune_records_each_trial_as_a_child_run() {
+    let server = MlflowServer::start();
+    let scratch = Scratch::default_data();
+    add_to_config(
+        &scratch,
+        "\n[tracking]\nexperiment = \"recsys-tune-test\"\ntimeout_seconds = 60\nlog_bundle = false\n",
+    );
+    let out = train(
+        &scratch,
+        &[
+            "--tune",
+            "--trials",
+            "3",
+            "--only",
+            "models.history.half_life_days",
+        ],
+        Some(&server.url),
+    );
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let experiment = server.get(
+        "experiments/get-by-name",
+        "experiment_name=recsys-tune-test",
+    );
+    let experiment_id = experiment["experiment"]["experiment_id"].as_str().unwrap();
+    let runs = server.post("runs/search", json!({"experiment_ids": [experiment_id]}));
+    let runs = runs["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4, "the training run and 3 trials: {runs:?}");
+    let tag = |run: &Value, key: &str| {
+        pairs(&run["data"]["tags"])
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    };
+    let (children, parents): (Vec<&Value>, Vec<&Value>) = runs
+        .iter()
+        .partition(|r| tag(r, "mlflow.parentRunId").is_some());
+    assert_eq!((children.len(), parents.len()), (3, 1), "{runs:?}");
+    let parent_id = parents[0]["info"]["run_id"].clone();
+    let mut trials = Vec::new();
+    for child in &children {
+        assert_eq!(tag(child, "mlflow.parentRunId"), Some(parent_id.clone()));
+        assert_eq!(child["info"]["status"], "FINISHED");
+        let params = pairs(&child["data"]["params"]);
+        trials.push(lookup(&params, "tune.trial").clone());
+        assert!(lookup(&params, "models.history.half_life_days").is_string());
+        let metrics = pairs(&child["data"]["metrics"]);
+        assert!(lookup(&metrics, "two_stage_valid_recall_at_10").is_number());
+    }
+    trials.sort_by_key(|t| t.as_str().unwrap().to_string());
+    assert_eq!(trials, [json!("0"), json!("1"), json!("2")]);
+    // Exactly one trial is marked best.
+    let best = children
+        .iter()
+        .filter(|c| tag(c, "recsys.tune.best") == Some(json!("true")))
+        .count();
+    assert_eq!(best, 1);
+}

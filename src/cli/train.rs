@@ -19,9 +19,10 @@ use crate::data::time::{format_date, format_ms};
 use crate::data::{Cutoff, Protocol};
 use crate::eval::Report;
 use crate::tracking::{
-    now_ms, record, LogBatch, Param, RunStatus, TrackingError, TrackingOverrides, TrackingSettings,
-    TrainingRun,
+    now_ms, record, LogBatch, Metric, Param, RunStatus, Tag, TrackingError, TrackingOverrides,
+    TrackingSettings, TrainingRun,
 };
+use crate::training::tune::Tuned;
 use crate::training::{run as run_training, FitOptions, Observer, Prepared, RunSettings, Trained};
 
 /// Arguments of `recsys train`.
@@ -75,7 +76,7 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
     anyhow::ensure!(k > 0, "--k must be at least 1");
-    let config = if args.tune {
+    let tuned = if args.tune {
         let tuned = super::tune::search(
             &config,
             args.events.clone(),
@@ -95,10 +96,11 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
             format_date(tuned.cutoff_ms),
             tuned.trials[0].score
         );
-        tuned.best().config.clone()
+        Some(tuned)
     } else {
-        config
+        None
     };
+    let config = tuned.as_ref().map_or(config, |t| t.best().config.clone());
     let overrides = TrackingOverrides {
         uri: args.tracking_uri.clone(),
         require: args.require_tracking,
@@ -142,6 +144,9 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
         record::config_params(&config, extra),
         record::start_tags(&command_line, commit),
     );
+    if let Some(tuned) = &tuned {
+        record_trials(&run, tuned, k);
+    }
     let options = FitOptions {
         record_als_loss: run.is_recording(),
     };
@@ -173,6 +178,51 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
             }
             eprintln!("recsys: warning: {message}");
             Ok(())
+        }
+    }
+}
+
+/// Record every tuning trial as a child run of `parent`: its settings as
+/// params, every model's validation recall as metrics. A child that cannot be
+/// recorded is reported and skipped; the parent's own record goes on.
+fn record_trials(parent: &TrainingRun, tuned: &Tuned, k: usize) {
+    let Some(parent_id) = parent.run_id() else {
+        return;
+    };
+    for trial in &tuned.trials {
+        let mut params: Vec<Param> = trial
+            .params
+            .iter()
+            .map(|(key, value)| Param::new(key.clone(), value.to_string()))
+            .collect();
+        params.push(Param::new("tune.trial", trial.number.to_string()));
+        params.push(Param::new("tune.objective", tuned.objective.clone()));
+        let tags = vec![
+            Tag::new("mlflow.parentRunId", parent_id),
+            Tag::new("recsys.tune.best", (trial.number == tuned.best).to_string()),
+        ];
+        let mut child = TrainingRun::start(parent.settings().clone(), params, tags);
+        let now = now_ms();
+        let metrics = trial
+            .scores
+            .iter()
+            .filter_map(|(model, recall)| {
+                Metric::new(format!("{model}_valid_recall_at_{k}"), *recall, now, 0)
+            })
+            .chain(Metric::new("valid_seconds", trial.seconds, now, 0))
+            .collect();
+        child.log(LogBatch {
+            metrics,
+            ..LogBatch::default()
+        });
+        if let Err(e) = child.finish(
+            RunStatus::Finished,
+            Some(&format!("tune trial {}", trial.number)),
+        ) {
+            eprintln!(
+                "recsys: warning: tuning trial {} was not recorded ({e})",
+                trial.number
+            );
         }
     }
 }

@@ -74,6 +74,11 @@ impl TrainingRun {
         &self.settings
     }
 
+    /// MLflow's id of the run, once started.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run.as_ref().map(|r| r.run_id.as_str())
+    }
+
     /// Whether everything so far was recorded (so more is worth computing).
     pub fn is_recording(&self) -> bool {
         self.run.is_some() && self.failure.is_none()

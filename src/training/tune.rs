@@ -472,7 +472,7 @@ mod tests {
         let mut config = Config::default();
         config.models.als.weights.addtocart = 7.5;
         params.insert("models.als.factors".to_string(), 32.0);
-        params.insert("models.als.alpha".to_string(), 3.14159);
+        params.insert("models.als.alpha".to_string(), 2.34567);
         params.insert("models.als.weights.addtocart".to_string(), 7.5);
         params.insert("models.history.half_life_days".to_string(), 30.0);
         let trial = Trial {
@@ -494,7 +494,7 @@ mod tests {
         let snippet = tuned.snippet();
         let parsed: Config = toml::from_str(&snippet).unwrap();
         assert_eq!(parsed.models.als.factors, 32);
-        assert!((parsed.models.als.alpha - 3.142).abs() < 1e-6, "{snippet}");
+        assert!((parsed.models.als.alpha - 2.346).abs() < 1e-6, "{snippet}");
         let mut weights = Config::default().models.als.weights;
         weights.addtocart = 7.5;
         assert_eq!(parsed.models.als.weights, weights, "{snippet}");

@@ -117,12 +117,27 @@ impl MemoryFeedback {
         window_ms: i64,
     ) {
         let variant = self.variants.index(variant);
+        // An answer has few distinct sources: look each up once (the table
+        // is shared, and every lookup touches its lock).
+        let mut looked_up: [(&str, u8); 4] = [("", 0); 4];
+        let mut n_looked_up = 0;
+        let mut source_index = |source: &'static str| {
+            if let Some(&(_, i)) = looked_up[..n_looked_up].iter().find(|(s, _)| *s == source) {
+                return i;
+            }
+            let i = self.sources.index(&source);
+            if n_looked_up < looked_up.len() {
+                looked_up[n_looked_up] = (source, i);
+                n_looked_up += 1;
+            }
+            i
+        };
         let items: Vec<(i64, u8)> = items
             .iter()
-            .map(|&(item, source)| (item, self.sources.index(&source)))
+            .map(|&(item, source)| (item, source_index(source)))
             .collect();
         let mut shard = self.shard(user).lock().unwrap_or_else(|e| e.into_inner());
-        let shown = shard.get_or_insert_mut(user, Vec::new);
+        let shown = shard.get_or_insert_mut(user, || Vec::with_capacity(items.len()));
         shown.retain(|s| at_ms - s.at_ms <= window_ms);
         for (item_id, source) in items {
             match shown.iter_mut().find(|s| s.item_id == item_id) {
