@@ -12,11 +12,18 @@ use prometheus::{
 /// Values of the `source` label of `recsys_recommended_items_total` and
 /// `recsys_attributed_events_total`: what proposed each served item
 /// (two_stage's candidate sources, or the model).
-pub const SOURCES: [&str; 5] = ["als", "similar", "history", "popular", "category_popular"];
+pub const SOURCES: [&str; 6] = [
+    "als",
+    "similar",
+    "history",
+    "popular",
+    "category_popular",
+    "covisit",
+];
 
 /// Values of the `answer` label of `recsys_recommendation_responses_total`:
 /// the model that ranked the answer (`popular` when nothing was known).
-pub const ANSWERS: [&str; 4] = ["two_stage", "als", "history", "popular"];
+pub const ANSWERS: [&str; 5] = ["two_stage", "als", "history", "covisit", "popular"];
 
 /// Latency buckets, seconds: the service answers in microseconds to milliseconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -65,7 +72,7 @@ pub struct Metrics {
     /// product the ALS candidate index finds, measured at load.
     pub candidate_recall: Gauge,
     // Label lookups hash and lock; the per-request series are resolved once.
-    answer_series: [prometheus::IntCounter; 4],
+    answer_series: [prometheus::IntCounter; 5],
 }
 
 impl std::fmt::Debug for Metrics {
