@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The feedback loop's cost on /recommendations throughput, measured interleaved:
+# feedback off, on, off, on (ROUNDS, MODES), each service started afresh on the
+# bundle and configs bench/serve_wrk.sh leaves in its work directory
+# (serve-config-off.toml has attribution_minutes = 0, serve-config-on.toml the
+# default), a 10 s warm-up, then 20 s of wrk -t1 -c32 at saturation.
+#
+#   bash bench/serve_wrk.sh && bash bench/feedback_cost.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
+work="${RECSYS_BENCH_DIR:-$HOME/.cache/recsys-ci/bench-data}/full-x1"
+bin="$CARGO_TARGET_DIR/release/recsys"
+port="${PORT:-18000}"
+url="http://127.0.0.1:$port"
+for f in serve-config-off.toml serve-config-on.toml users.lua items.lua; do
+  [ -f "$work/$f" ] || { echo "$work/$f is missing: run bench/serve_wrk.sh first" >&2; exit 1; }
+done
+export USERS_LUA="$work/users.lua" ITEMS_LUA="$work/items.lua"
+for round in ${ROUNDS:-1 2}; do
+  for mode in ${MODES:-off on}; do
+    "$bin" serve --config "$work/serve-config-$mode.toml" 2> "$work/serve-$mode.log" &
+    server=$!
+    for _ in $(seq 900); do curl -fs "$url/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+    RATE_PER_CONNECTION=0 wrk -t1 -c32 -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
+    rps=$(RATE_PER_CONNECTION=0 wrk -t1 -c32 -d20s -s bench/wrk/recommendations.lua "$url" | awk '/Requests\/sec/ {print $2}')
+    echo "round $round, feedback $mode: $rps req/s, RSS $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server/status")"
+    kill "$server"; wait "$server" 2>/dev/null || true
+  done
+done
