@@ -65,11 +65,20 @@ impl Default for TuneConfig {
 impl TuneConfig {
     /// Reject settings that cannot work, naming the key.
     pub fn validate(&self) -> Result<()> {
-        if self.valid_days == 0 {
-            bail!("[tune] valid_days must be at least 1");
+        // Also reached with the command line's overrides applied. The upper
+        // bounds: ten years of validation, and trials (allocated up front) a
+        // search could plausibly run.
+        if !(1..=3650).contains(&self.valid_days) {
+            bail!(
+                "[tune] valid_days = {} is out of range: must be in 1..=3650",
+                self.valid_days
+            );
         }
-        if self.trials == 0 {
-            bail!("[tune] trials must be at least 1");
+        if !(1..=10_000).contains(&self.trials) {
+            bail!(
+                "[tune] trials = {} is out of range: must be in 1..=10000",
+                self.trials
+            );
         }
         if let Some(b) = self.budget_minutes {
             if !(b.is_finite() && b > 0.0) {

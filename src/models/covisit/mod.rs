@@ -196,35 +196,53 @@ impl CovisitConfig {
                 expected,
             }
         }
-        let positive = |key, v: f32| {
-            if v.is_finite() && v > 0.0 {
+        // Upper bounds keep a hostile value from costing unbounded time or
+        // memory: pairs grow with the square of `max_events_per_user`, and
+        // every answer allocates `recent_items` sources.
+        let positive = |key, v: f32, max: f32, expected| {
+            if v.is_finite() && v > 0.0 && v <= max {
                 Ok(())
             } else {
-                Err(bad(key, v, "a positive number"))
+                Err(bad(key, v, expected))
             }
         };
         let weight = |key, v: f32| {
-            if v.is_finite() && v >= 0.0 {
+            if (0.0..=1e4).contains(&v) {
                 Ok(())
             } else {
-                Err(bad(key, v, "a number of at least 0"))
+                Err(bad(key, v, "a number in [0, 10000]"))
             }
         };
-        positive("window_hours", self.window_hours)?;
-        positive("cart_window_days", self.cart_window_days)?;
-        positive("half_life_items", self.half_life_items)?;
-        if self.neighbours == 0 {
-            return Err(bad("neighbours", 0, "at least 1"));
+        positive(
+            "window_hours",
+            self.window_hours,
+            8760.0,
+            "a positive number of hours, at most 8760 (a year)",
+        )?;
+        positive(
+            "cart_window_days",
+            self.cart_window_days,
+            3650.0,
+            "a positive number of days, at most 3650",
+        )?;
+        positive(
+            "half_life_items",
+            self.half_life_items,
+            1000.0,
+            "a positive number, at most 1000",
+        )?;
+        if !(1..=1000).contains(&self.neighbours) {
+            return Err(bad("neighbours", self.neighbours, "in 1..=1000"));
         }
-        if self.max_events_per_user < 2 {
+        if !(2..=1000).contains(&self.max_events_per_user) {
             return Err(bad(
                 "max_events_per_user",
                 self.max_events_per_user,
-                "at least 2 (a pair)",
+                "in 2..=1000 (at least a pair)",
             ));
         }
-        if self.recent_items == 0 {
-            return Err(bad("recent_items", 0, "at least 1"));
+        if !(1..=1000).contains(&self.recent_items) {
+            return Err(bad("recent_items", self.recent_items, "in 1..=1000"));
         }
         let s = &self.source_weights;
         weight("source_weights.view", s.view)?;

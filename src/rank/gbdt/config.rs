@@ -132,11 +132,20 @@ impl GbdtConfig {
                 "a positive number",
             ));
         }
+        // Zero rounds would "train" a constant model; the cap keeps a typo
+        // from running for days.
+        if !(1..=100_000).contains(&self.num_trees) {
+            return Err(bad("num_trees", self.num_trees, "between 1 and 100000"));
+        }
         if self.num_leaves < 2 || self.num_leaves > 1 << 16 {
             return Err(bad("num_leaves", self.num_leaves, "between 2 and 65536"));
         }
         if !(2..=255).contains(&self.max_bins) {
             return Err(bad("max_bins", self.max_bins, "between 2 and 255"));
+        }
+        // An empty leaf has no rows to estimate its value from.
+        if self.min_data_in_leaf == 0 {
+            return Err(bad("min_data_in_leaf", 0, "at least 1"));
         }
         if self.bin_sample_rows == 0 {
             return Err(bad("bin_sample_rows", 0, "at least 1"));
