@@ -110,24 +110,52 @@ fn parse<T: Element>(bytes: &[u8]) -> Result<(Vec<usize>, Vec<T>)> {
         .split("'shape': (")
         .nth(1)
         .and_then(|s| s.split(')').next())
-        .context("header has no shape")?;
+        .context("header has no shape")?
+        .trim();
     let shape: Vec<usize> = shape_text
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().context("bad shape"))
+        .map(|s| {
+            s.parse()
+                .with_context(|| format!("shape ({shape_text}) is not a list of sizes"))
+        })
         .collect::<Result<_>>()?;
     let width = std::mem::size_of::<T>();
     let body = &bytes[10 + header_len..];
-    let count: usize = shape.iter().product();
-    if body.len() != count * width {
+    // The header is text anyone can edit: a shape whose product wraps around
+    // could otherwise match a short file and hand out a table whose rows and
+    // dimensions promise far more values than it holds.
+    let count = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .with_context(|| {
+            format!("shape ({shape_text}) has more elements than any array can hold")
+        })?;
+    let size = count
+        .checked_mul(width)
+        .with_context(|| format!("shape ({shape_text}) needs more bytes than any file can hold"))?;
+    if body.len() != size {
         bail!(
-            "expected {} bytes of data for shape {shape:?}, found {}",
-            count * width,
+            "shape ({shape_text}) needs {size} bytes of data, the file holds {}",
             body.len()
         );
     }
     Ok((shape, body.chunks_exact(width).map(T::read_le).collect()))
+}
+
+/// Write an array file with a header of our choosing over `body`: what a
+/// hand-edited or corrupted file looks like, for tests of the readers.
+#[cfg(test)]
+pub(crate) fn write_raw(path: &Path, descr: &str, shape: &str, body: &[u8]) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    header.push_str(&" ".repeat((64 - (10 + header.len() + 1) % 64) % 64));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(body);
+    std::fs::write(path, bytes).unwrap();
 }
 
 #[cfg(test)]
@@ -149,5 +177,28 @@ mod tests {
         assert!(read::<f32>(&p).is_err());
         write(&p, &[2], &[7i64, -1]).unwrap();
         assert_eq!(read::<i64>(&p).unwrap(), (vec![2], vec![7, -1]));
+    }
+
+    #[test]
+    fn shapes_whose_size_overflows_are_refused_not_wrapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.npy");
+        // 320 × 2^62 wraps to 0 elements, 2^62 × 4 bytes wraps to 0 bytes: both
+        // match an empty body if the arithmetic wraps.
+        for (shape, needle) in [
+            ("(320, 4611686018427387904)", "more elements than any array"),
+            ("(4611686018427387904,)", "more bytes than any file"),
+            ("(99999999999999999999999,)", "not a list of sizes"),
+        ] {
+            write_raw(&p, "<f4", shape, &[]);
+            let err = format!("{:#}", read::<f32>(&p).unwrap_err());
+            assert!(err.contains("huge.npy") && err.contains(needle), "{err}");
+        }
+        write_raw(&p, "<f4", "(3, 2)", &[0; 20]);
+        let err = format!("{:#}", read::<f32>(&p).unwrap_err());
+        assert!(
+            err.contains("shape (3, 2) needs 24 bytes of data, the file holds 20"),
+            "{err}"
+        );
     }
 }

@@ -8,7 +8,14 @@
 //! Run ids start with the UTC training time, so the newest bundle is the one with
 //! the greatest name. A bundle is built in a temporary directory and renamed into
 //! place, so a crash mid-write leaves no half bundle and never touches older ones.
+//!
+//! Loading checks every file against the others — array shapes against the id
+//! maps, the factor tables against each other and the manifest — because a
+//! bundle is a directory anyone can edit: a file that was truncated, replaced
+//! or hand-edited is refused with an [`inconsistent`] error naming the file and
+//! what does not fit, never served as garbage or left to panic later.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -150,7 +157,7 @@ impl Bundle {
             )
         })?;
         let manifest: Manifest = serde_json::from_slice(&text)
-            .with_context(|| format!("reading {}", manifest_path.display()))?;
+            .map_err(|e| inconsistent(dir, format!("{MANIFEST} is not a manifest: {e}")))?;
         if manifest.format_version != FORMAT_VERSION {
             bail!(
                 "bundle {} has format version {}, this recsys reads version {FORMAT_VERSION}; retrain it",
@@ -158,13 +165,13 @@ impl Bundle {
                 manifest.format_version
             );
         }
-        let ids = |name: &str| -> Result<IdMap> {
-            Ok(IdMap::from_raw(npy::read::<i64>(&dir.join(name))?.1))
-        };
-        let users = ids("users.npy")?;
-        let items = ids("items.npy")?;
-        let train = Arc::new(load_events(dir, &users, &items, manifest.cutoff_ms)?);
-        let item_info = Arc::new(load_item_info(dir, items.len())?);
+        let (users, items, train, item_info) = as_inconsistent(dir, || {
+            let users = load_ids(dir, "users.npy", "user")?;
+            let items = load_ids(dir, "items.npy", "item")?;
+            let train = Arc::new(load_events(dir, &users, &items, manifest.cutoff_ms)?);
+            let item_info = Arc::new(load_item_info(dir, items.len())?);
+            Ok((users, items, train, item_info))
+        })?;
         Ok(Bundle {
             manifest,
             users,
@@ -204,27 +211,67 @@ fn save_events(train: &TrainSet, dir: &Path) -> Result<()> {
 }
 
 fn load_events(dir: &Path, users: &IdMap, items: &IdMap, cutoff_ms: i64) -> Result<TrainSet> {
-    let bad = |what: String| anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display());
-    let offsets: Vec<usize> = npy::read::<u64>(&dir.join("events_user_offsets.npy"))?
-        .1
+    let offsets: Vec<usize> = column::<u64>(dir, "events_user_offsets.npy")?
         .into_iter()
         .map(|o| o as usize)
         .collect();
-    let kinds = npy::read::<u8>(&dir.join("events_kinds.npy"))?.1;
-    let kinds = kinds
+    let kinds = column::<u8>(dir, "events_kinds.npy")?
         .into_iter()
-        .map(|k| EventKind::from_index(k).ok_or_else(|| bad(format!("event kind {k}"))))
+        .map(|k| {
+            EventKind::from_index(k).ok_or_else(|| {
+                inconsistent(
+                    dir,
+                    format!("events_kinds.npy holds event kind {k}, which is no kind of event"),
+                )
+            })
+        })
         .collect::<Result<Vec<_>>>()?;
     TrainSet::from_parts(
         users.clone(),
         items.clone(),
         offsets,
-        npy::read::<u32>(&dir.join("events_items.npy"))?.1,
-        npy::read::<i64>(&dir.join("events_timestamps.npy"))?.1,
+        column::<u32>(dir, "events_items.npy")?,
+        column::<i64>(dir, "events_timestamps.npy")?,
         kinds,
         cutoff_ms,
     )
-    .map_err(|e| bad(format!("training events: {e}")))
+    .map_err(|e| {
+        inconsistent(
+            dir,
+            format!("the training events (events_*.npy) do not fit users.npy and items.npy: {e}"),
+        )
+    })
+}
+
+/// The 1-D array `name` in bundle `dir`.
+fn column<T: npy::Element>(dir: &Path, name: &str) -> Result<Vec<T>> {
+    let (shape, values) = npy::read::<T>(&dir.join(name))?;
+    if shape.len() != 1 {
+        return Err(inconsistent(
+            dir,
+            format!("{name} has shape {shape:?}, expected one column"),
+        ));
+    }
+    Ok(values)
+}
+
+/// The id map stored in `name`, whose ids must all differ (a repeated id
+/// would leave every later row of the models' tables one off).
+fn load_ids(dir: &Path, name: &str, what: &str) -> Result<IdMap> {
+    let raw = column::<i64>(dir, name)?;
+    let map = IdMap::from_raw(raw.iter().copied());
+    if map.len() != raw.len() {
+        let mut seen = std::collections::HashSet::with_capacity(raw.len());
+        let repeated = raw.iter().find(|&&id| !seen.insert(id)).copied();
+        return Err(inconsistent(
+            dir,
+            format!(
+                "{name} lists {what} id {} more than once",
+                repeated.unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(map)
 }
 
 /// Item attributes as `[category, parent, available]` rows, -1 = unknown.
@@ -245,10 +292,12 @@ fn save_item_info(items: &[ItemInfo], dir: &Path) -> Result<()> {
 fn load_item_info(dir: &Path, n_items: usize) -> Result<Vec<ItemInfo>> {
     let (shape, attributes) = npy::read::<i64>(&dir.join("item_attributes.npy"))?;
     if shape != [n_items, 3] {
-        bail!(
-            "bundle {} is inconsistent: item attributes do not match the items",
-            dir.display()
-        );
+        return Err(inconsistent(
+            dir,
+            format!(
+                "item_attributes.npy has shape {shape:?}, expected [{n_items}, 3] for the {n_items} items of items.npy"
+            ),
+        ));
     }
     let known = |v: i64| (v >= 0).then_some(v);
     Ok(attributes
@@ -259,6 +308,55 @@ fn load_item_info(dir: &Path, n_items: usize) -> Result<Vec<ItemInfo>> {
             available: known(a[2]).map(|v| v == 1),
         })
         .collect())
+}
+
+/// A bundle whose files cannot be read as what they should be, or do not fit
+/// together: `what` names the file and the disagreement.
+#[derive(Debug)]
+struct Inconsistent {
+    dir: PathBuf,
+    what: String,
+}
+
+impl fmt::Display for Inconsistent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "bundle {} is inconsistent: {}; it is corrupt or was edited by hand: \
+             retrain it with `recsys train`, or restore it from a copy",
+            self.dir.display(),
+            self.what
+        )
+    }
+}
+
+impl std::error::Error for Inconsistent {}
+
+/// The error for bundle `dir` whose files do not fit together or cannot be read
+/// as what they should be; `what` names the file and what is wrong with it.
+pub(crate) fn inconsistent(dir: &Path, what: impl fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(Inconsistent {
+        dir: dir.to_path_buf(),
+        what: what.to_string(),
+    })
+}
+
+/// Run `read` (which reads files of bundle `dir`), turning a failure into an
+/// [`inconsistent`] error unless it is one already or the filesystem refused
+/// (a file that cannot be opened for lack of permission is not a corrupt one).
+/// A missing file is inconsistency: the manifest says the bundle has it.
+pub(crate) fn as_inconsistent<T>(dir: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    read().map_err(|err| {
+        let io_failure = err
+            .root_cause()
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() != std::io::ErrorKind::NotFound);
+        if err.is::<Inconsistent>() || io_failure {
+            err
+        } else {
+            inconsistent(dir, format!("{err:#}"))
+        }
+    })
 }
 
 /// The bundle directory meant by `path`: `path` itself if it is a bundle, else
@@ -316,4 +414,118 @@ pub(crate) fn test_bundle() -> &'static Bundle {
             crate::training::prepare(&config, None, &cutoff, config.split.protocol).unwrap();
         crate::training::fit(&config, &prepared).unwrap()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Engine, EngineSettings};
+
+    /// The test bundle saved afresh, with `corrupt` applied to its directory;
+    /// returns the loading error as the user sees it (`recsys: {err:#}`).
+    fn load_error(corrupt: impl FnOnce(&Path, &Bundle)) -> String {
+        let bundle = test_bundle();
+        let root = tempfile::tempdir().unwrap();
+        let saved = bundle.save(root.path()).unwrap();
+        corrupt(&saved, bundle);
+        let err = format!("{:#}", Bundle::load(&saved).unwrap_err());
+        // What serve, evaluate and recommend load: refused alike, no panic.
+        let engine_err = Engine::load(&saved, &EngineSettings::default()).unwrap_err();
+        assert_eq!(format!("{engine_err:#}"), err);
+        assert!(
+            err.contains(&saved.display().to_string())
+                && err.contains("corrupt or was edited by hand")
+                && err.contains("retrain it with `recsys train`, or restore it from a copy"),
+            "{err}"
+        );
+        err
+    }
+
+    #[test]
+    fn a_factor_table_whose_shape_overflows_is_refused() {
+        // items × 2^62 values of 4 bytes wrap to zero bytes: with unchecked
+        // arithmetic the empty body matched, and serving read far past the data.
+        let err = load_error(|dir, bundle| {
+            let shape = format!("({}, {})", bundle.items.len(), 1u64 << 62);
+            npy::write_raw(&dir.join("als_item_factors.npy"), "<f4", &shape, &[]);
+        });
+        assert!(
+            err.contains("als_item_factors.npy is not a valid .npy array")
+                && err.contains("more elements than any array can hold"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn factor_tables_of_different_widths_are_refused() {
+        let err = load_error(|dir, bundle| {
+            let n = bundle.items.len();
+            npy::write(
+                &dir.join("als_item_factors.npy"),
+                &[n, 8],
+                &vec![0.1f32; n * 8],
+            )
+            .unwrap();
+        });
+        let dim = test_bundle().als.as_ref().unwrap().user_factors.dim;
+        assert_ne!(dim, 8);
+        assert!(
+            err.contains(&format!(
+                "als_item_factors.npy has 8 factors per item, als_user_factors.npy has {dim} per user"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn arrays_that_do_not_fit_the_id_maps_are_refused() {
+        type Corrupt = Box<dyn Fn(&Path, &Bundle)>;
+        let cases: [(&str, Corrupt); 6] = [
+            (
+                "als_user_factors.npy has 3 rows, users.npy has",
+                Box::new(|dir, bundle| {
+                    let f = &bundle.als.as_ref().unwrap().user_factors;
+                    let data = &f.data[..3 * f.dim];
+                    npy::write(&dir.join("als_user_factors.npy"), &[3, f.dim], data).unwrap();
+                }),
+            ),
+            (
+                "als_user_factors.npy holds values that are not finite numbers",
+                Box::new(|dir, bundle| {
+                    let f = &bundle.als.as_ref().unwrap().user_factors;
+                    let mut data = f.data.clone();
+                    data[5] = f32::NAN;
+                    npy::write(&dir.join("als_user_factors.npy"), &[f.rows, f.dim], &data).unwrap();
+                }),
+            ),
+            (
+                "users.npy lists user id",
+                Box::new(|dir, bundle| {
+                    let mut ids = bundle.users.raw_ids().to_vec();
+                    ids[1] = ids[0];
+                    npy::write(&dir.join("users.npy"), &[ids.len()], &ids).unwrap();
+                }),
+            ),
+            (
+                "item_attributes.npy has shape [2, 3]",
+                Box::new(|dir, _| {
+                    npy::write(&dir.join("item_attributes.npy"), &[2, 3], &[0i64; 6]).unwrap();
+                }),
+            ),
+            (
+                "events_items.npy is not a valid .npy array: shape (7,) needs 28 bytes",
+                Box::new(|dir, _| {
+                    npy::write_raw(&dir.join("events_items.npy"), "<u4", "(7,)", &[])
+                }),
+            ),
+            (
+                "history_scores.npy: No such file",
+                Box::new(|dir, _| std::fs::remove_file(dir.join("history_scores.npy")).unwrap()),
+            ),
+        ];
+        for (needle, corrupt) in cases {
+            let err = load_error(corrupt);
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
 }

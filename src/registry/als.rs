@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::{inconsistent, FitInput, ModelSpec};
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, MANIFEST};
 use crate::data::interaction_matrix;
 use crate::models::als::{fast_loss, Neighbours, CACHED_NEIGHBOURS};
 use crate::models::factors::Factors;
@@ -94,37 +94,80 @@ fn save(bundle: &Bundle, dir: &Path) -> Result<()> {
 fn load(bundle: &mut Bundle, dir: &Path) -> Result<()> {
     let table = |name: &str| -> Result<Factors> {
         let (shape, data) = npy::read::<f32>(&dir.join(name))?;
-        match shape[..] {
-            [rows, dim] => Ok(Factors { rows, dim, data }),
-            _ => bail!("{name} in {} is not a 2-D table", dir.display()),
+        let [rows, dim] = shape[..] else {
+            return Err(inconsistent(
+                dir,
+                format!("{name} has shape {shape:?}, expected a table of rows × factors"),
+            ));
+        };
+        let table = Factors { rows, dim, data };
+        if table.has_non_finite() {
+            return Err(inconsistent(
+                dir,
+                format!("{name} holds values that are not finite numbers"),
+            ));
         }
+        Ok(table)
     };
     let (users, items) = (table(TABLES[0])?, table(TABLES[1])?);
-    if users.rows != bundle.users.len()
-        || items.rows != bundle.items.len()
-        || users.dim != items.dim
-    {
-        return Err(inconsistent(
-            dir,
-            "ALS factor tables do not match the id maps",
-        ));
-    }
     // Folding a shopper in weighs their events with the settings it was trained with.
     let config = bundle.manifest.config.models.als.clone();
+    // Every check names both sides: a table that disagrees with the ids would
+    // score the wrong shopper or item, and one whose width disagrees with the
+    // other's would make every dot product read past or short of its row.
+    let mismatch = if users.rows != bundle.users.len() {
+        Some(format!(
+            "{} has {} rows, users.npy has {} users",
+            TABLES[0],
+            users.rows,
+            bundle.users.len()
+        ))
+    } else if items.rows != bundle.items.len() {
+        Some(format!(
+            "{} has {} rows, items.npy has {} items",
+            TABLES[1],
+            items.rows,
+            bundle.items.len()
+        ))
+    } else if users.dim != items.dim {
+        Some(format!(
+            "{} has {} factors per item, {} has {} per user",
+            TABLES[1], items.dim, TABLES[0], users.dim
+        ))
+    } else if users.dim != config.factors || users.dim == 0 {
+        Some(format!(
+            "the ALS tables have {} factors, {MANIFEST} says als was trained with {}",
+            users.dim, config.factors
+        ))
+    } else {
+        None
+    };
+    if let Some(what) = mismatch {
+        return Err(inconsistent(dir, what));
+    }
     let als = Als::from_factors(users, items, config);
     if dir.join(NEIGHBOURS[0]).is_file() {
         let (shape, neighbour_items) = npy::read::<u32>(&dir.join(NEIGHBOURS[0]))?;
-        let scores = npy::read::<f32>(&dir.join(NEIGHBOURS[1]))?.1;
+        let (score_shape, scores) = npy::read::<f32>(&dir.join(NEIGHBOURS[1]))?;
+        let rows = als.item_factors.rows;
         let width = match shape[..] {
-            [_, width] => width,
-            _ => bail!("{} in {} is not a 2-D table", NEIGHBOURS[0], dir.display()),
+            [r, width] if r == rows && score_shape == shape => width,
+            _ => {
+                return Err(inconsistent(
+                    dir,
+                    format!(
+                        "{} has shape {shape:?} and {} {score_shape:?}, expected both [{rows}, width] for the {rows} items",
+                        NEIGHBOURS[0], NEIGHBOURS[1]
+                    ),
+                ))
+            }
         };
         als.set_neighbours(Neighbours {
             width,
             items: neighbour_items,
             scores,
         })
-        .map_err(|e| inconsistent(dir, e))?;
+        .map_err(|e| inconsistent(dir, format!("{}: {e}", NEIGHBOURS[0])))?;
     }
     bundle.als = Some(Arc::new(als));
     Ok(())

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bundle::{Bundle, MANIFEST};
+use crate::bundle::{as_inconsistent, Bundle, MANIFEST};
 use crate::config::Config;
 use crate::data::{ItemFeatures, Split};
 use crate::fsio::{create_dir_atomically, write_bytes_atomically};
@@ -95,9 +95,9 @@ pub fn fit_enabled(
     Ok(facts)
 }
 
-/// The inconsistency error of bundle `dir`.
+/// The inconsistency error of bundle `dir` (see [`crate::bundle::inconsistent`]).
 pub(crate) fn inconsistent(dir: &Path, what: impl std::fmt::Display) -> anyhow::Error {
-    anyhow::anyhow!("bundle {} is inconsistent: {what}", dir.display())
+    crate::bundle::inconsistent(dir, what)
 }
 
 impl Bundle {
@@ -133,7 +133,9 @@ impl Bundle {
             );
         }
         for model in MODELS.iter().filter(|m| named.iter().any(|n| n == m.name)) {
-            (model.load)(&mut bundle, dir)?;
+            // A file that cannot be read as the array it should be is as much
+            // a sign of a damaged bundle as arrays that do not fit together.
+            as_inconsistent(dir, || (model.load)(&mut bundle, dir))?;
         }
         Ok(bundle)
     }
