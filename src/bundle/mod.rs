@@ -7,7 +7,10 @@
 //! `.npy`.
 //! Run ids start with the UTC training time, so the newest bundle is the one with
 //! the greatest name. A bundle is built in a temporary directory and renamed into
-//! place, so a crash mid-write leaves no half bundle and never touches older ones.
+//! place, so a crash mid-write leaves no half bundle and never touches older ones;
+//! the temporary directories a killed run leaves behind are hidden (their names
+//! start with a dot), never taken for bundles, and removed by the next
+//! `recsys train` ([`crate::fsio::remove_stale_temp_dirs`]).
 //!
 //! Loading checks every file against the others — array shapes against the id
 //! maps, the factor tables against each other and the manifest — because a
@@ -527,5 +530,21 @@ mod tests {
             let err = load_error(corrupt);
             assert!(err.contains(needle), "{needle}: {err}");
         }
+    }
+
+    #[test]
+    fn resolving_never_takes_a_temporary_directory_for_a_bundle() {
+        let bundle = test_bundle();
+        let root = tempfile::tempdir().unwrap();
+        // Only a run's temporary directory, complete but not yet renamed (or
+        // left by a killed run): not a bundle to serve.
+        let tmp = root.path().join(".99991231T000000Z-abc.tmp-1-2");
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join(MANIFEST), b"{}").unwrap();
+        let err = format!("{:#}", resolve(root.path()).unwrap_err());
+        assert!(err.contains("no model bundle in"), "{err}");
+        // Beside a real bundle, the real one is chosen.
+        let saved = bundle.save(root.path()).unwrap();
+        assert_eq!(resolve(root.path()).unwrap(), saved);
     }
 }

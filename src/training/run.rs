@@ -3,6 +3,11 @@
 //! `recsys train` wraps this in experiment tracking (started before, finished
 //! after, so that a failed run is recorded as failed) and prints what the
 //! [`Observer`] is told; tests and pipelines can run it without a terminal.
+//!
+//! A run first removes what killed runs left in the output directory (their
+//! temporary bundle directories, tens of MB each, see
+//! [`remove_stale_temp_dirs`]), saying on stderr what it removed: that is
+//! someone's disk space, so it is said even when nobody observes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +20,7 @@ use crate::config::Config;
 use crate::data::{Cutoff, Protocol};
 use crate::engine::{Engine, EngineSettings};
 use crate::eval::{evaluate_engine, Report};
+use crate::fsio::{remove_stale_temp_dirs, RemovedTemp};
 
 /// What a run is asked to do beyond the config.
 #[derive(Debug, Clone)]
@@ -60,6 +66,9 @@ pub struct Trained {
     pub report: Option<Report>,
     /// Wall-clock time of each stage (`load`, `fit`, `evaluate`, `total`).
     pub timings: Vec<(&'static str, Duration)>,
+    /// Temporary directories of earlier, killed runs removed from the output
+    /// directory.
+    pub removed: Vec<RemovedTemp>,
 }
 
 /// Load, fit, save and (when asked) evaluate, telling `observer` as it goes.
@@ -69,6 +78,17 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Trained> {
     let started = Instant::now();
+    let mut removed = Vec::new();
+    for found in remove_stale_temp_dirs(&settings.out) {
+        match found {
+            Ok(r) => {
+                eprintln!("recsys: {r}");
+                removed.push(r);
+            }
+            // Not this run's business to fail over: it writes its own bundle.
+            Err(e) => eprintln!("recsys: warning: {e:#}"),
+        }
+    }
     let prepared = prepare(
         config,
         settings.events.clone(),
@@ -102,6 +122,7 @@ pub fn run(
         dir,
         report,
         timings,
+        removed,
     })
 }
 
@@ -131,5 +152,51 @@ mod tests {
         assert!(report.users > 0);
         let stages: Vec<&str> = trained.timings.iter().map(|t| t.0).collect();
         assert_eq!(stages, ["load", "fit", "evaluate", "total"]);
+    }
+
+    #[test]
+    fn a_run_removes_what_killed_runs_left_and_keeps_what_others_write() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut config = Config::load(&root.join("config.toml")).unwrap();
+        config.models.enabled = vec!["popular".into()];
+        let out = tempfile::tempdir().unwrap();
+        // A killed run's temporary bundle: its lock is free, its files old.
+        let killed = out.path().join(".20150901T000000Z-abc.tmp-4242-17");
+        std::fs::create_dir(&killed).unwrap();
+        std::fs::write(killed.join("als_item_factors.npy"), vec![0u8; 2500]).unwrap();
+        std::fs::File::create(killed.join(crate::fsio::LOCK_FILE)).unwrap();
+        let long_ago = std::time::SystemTime::now() - Duration::from_secs(600);
+        for name in ["als_item_factors.npy", crate::fsio::LOCK_FILE, ""] {
+            let file = std::fs::File::open(killed.join(name)).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
+        // Another run's, being written right now.
+        let writing = out.path().join(".20150901T000000Z-def.tmp-4243-18");
+        std::fs::create_dir(&writing).unwrap();
+        let lock = std::fs::File::create(writing.join(crate::fsio::LOCK_FILE)).unwrap();
+        lock.lock().unwrap();
+        std::fs::File::open(&writing)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+
+        let settings = RunSettings {
+            events: None,
+            cutoff: config.split.cutoff_rule().unwrap(),
+            protocol: Protocol::Strict,
+            out: out.path().to_path_buf(),
+            evaluate_k: None,
+            options: FitOptions::default(),
+        };
+        let trained = run(&config, &settings, &mut Quiet).unwrap();
+        assert_eq!(trained.removed.len(), 1);
+        assert_eq!(trained.removed[0].path, killed);
+        assert_eq!(trained.removed[0].bytes, 2500);
+        assert!(trained.removed[0].to_string().contains("(2.5 kB)"));
+        assert!(!killed.exists());
+        assert!(writing.is_dir(), "a locked temporary directory is kept");
+        assert!(trained.dir.join("manifest.json").is_file());
+        let left: Vec<_> = std::fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "the new bundle and the one being written");
     }
 }

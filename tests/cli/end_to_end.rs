@@ -314,3 +314,35 @@ fn two_stage_reports_uplift_and_candidate_recall() {
     assert_eq!(answer["model"], "two_stage");
     assert_eq!(answer["recommendations"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn train_removes_the_temporary_directory_a_killed_train_left() {
+    let s = Scratch::default_data();
+    // What a train killed while writing its bundle leaves: a hidden
+    // temporary directory whose lock nobody holds, untouched for a while.
+    let name = ".20150901T000000Z-0123456789abcdef.tmp-4242-17";
+    let killed = s.path("artifacts").join(name);
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("als_item_factors.npy"), vec![0u8; 2_500_000]).unwrap();
+    std::fs::write(killed.join(".lock"), b"").unwrap();
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(600);
+    for path in [
+        killed.join("als_item_factors.npy"),
+        killed.join(".lock"),
+        killed.clone(),
+    ] {
+        let file = std::fs::File::open(&path).unwrap();
+        file.set_modified(long_ago).unwrap();
+    }
+    let out = s.run(&["train"]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{name} (2.5 MB), the temporary directory of a run that did not finish"
+        )),
+        "{stderr}"
+    );
+    assert!(!killed.exists());
+    assert_eq!(s.bundles().len(), 1, "only the new bundle is left");
+}
