@@ -416,6 +416,144 @@ fn sigterm_stops_cleanly_and_start_up_errors_are_clear() {
     );
 }
 
+/// Set `[serve]` keys in the scratch config (replacing those of an earlier call).
+fn set_serve_keys(scratch: &Scratch, keys: &str) {
+    let path = scratch.path("config.toml");
+    let original = scratch.path("config.toml.orig");
+    if !original.exists() {
+        std::fs::copy(&path, &original).unwrap();
+    }
+    let text = std::fs::read_to_string(&original).unwrap();
+    assert!(text.contains("\n[serve]\n"));
+    std::fs::write(
+        &path,
+        text.replace("\n[serve]\n", &format!("\n[serve]\n{keys}\n")),
+    )
+    .unwrap();
+}
+
+/// A connection to `server` that sent a POST's head and half its body.
+fn half_sent_post(server: &Server) -> std::net::TcpStream {
+    use std::io::Write;
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let body = r#"{"user_id":1,"item_id":2,"event":"view"}"#;
+    write!(
+        stream,
+        "POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    stream
+}
+
+/// Wait up to `within` for the server to exit; its status.
+fn exits_within(server: &mut Server, within: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < within,
+            "still running after {within:?}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_finishes_requests_in_flight_and_a_stalled_client_cannot_hold_it() {
+    use std::io::{Read, Write};
+    let scratch = trained();
+    set_serve_keys(
+        &scratch,
+        "drain_seconds = 3\nheader_read_timeout_seconds = 1",
+    );
+
+    // A request in flight when SIGTERM comes is answered; new clients are refused.
+    let mut server = Server::start(&scratch, &[]);
+    let address = server.url.trim_start_matches("http://").to_string();
+    let mut slow = half_sent_post(&server);
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("TERM");
+    wait_until("the shutdown message", || {
+        server.log().contains("shutting down")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "new connections are refused while draining"
+    );
+    slow.write_all(&br#"{"user_id":1,"item_id":2,"event":"view"}"#[10..])
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = exits_within(&mut server, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", server.log());
+
+    // A client that never finishes its body: the drain deadline ends it.
+    let mut server = Server::start(&scratch, &[]);
+    let _stalled = half_sent_post(&server);
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    server.signal("TERM");
+    let status = exits_within(&mut server, Duration::from_secs(10));
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!status.success());
+    assert!(
+        server.log().contains("1 connection(s) cut") && server.log().contains("drain_seconds = 3"),
+        "{}",
+        server.log()
+    );
+
+    // ... or a second signal, at once.
+    set_serve_keys(
+        &scratch,
+        "drain_seconds = 600\nheader_read_timeout_seconds = 1",
+    );
+    let mut server = Server::start(&scratch, &[]);
+    let _stalled = half_sent_post(&server);
+    std::thread::sleep(Duration::from_millis(200));
+    server.signal("TERM");
+    wait_until("the shutdown message", || {
+        server.log().contains("shutting down")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.child.try_wait().unwrap().is_none(), "still draining");
+    server.signal("TERM");
+    exits_within(&mut server, Duration::from_secs(5));
+    assert!(server.log().contains("second signal"), "{}", server.log());
+
+    // A half-sent request head is dropped after header_read_timeout_seconds.
+    let server = Server::start(&scratch, &[]);
+    let address = server.url.trim_start_matches("http://");
+    let mut loris = std::net::TcpStream::connect(address).unwrap();
+    loris
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    loris
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let start = Instant::now();
+    let _ = loris.read_to_end(&mut rest);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(server.get("/health").0, 200);
+}
+
 /// `(name, labels, value)` of every sample; panics on a line that is not
 /// Prometheus text format.
 fn parse_metrics(text: &str) -> Vec<(String, String, f64)> {
@@ -1009,6 +1147,19 @@ fn deploy_files_agree_with_each_other_and_with_the_binary() {
     assert_eq!(
         compose["services"]["recsys"]["build"]["dockerfile"].as_str(),
         Some("deploy/Dockerfile")
+    );
+    // Docker waits longer than the service drains before it kills.
+    let grace: u64 = compose["services"]["recsys"]["stop_grace_period"]
+        .as_str()
+        .and_then(|g| g.strip_suffix('s'))
+        .and_then(|g| g.parse().ok())
+        .expect("stop_grace_period in seconds");
+    let config: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo().join("config.toml")).unwrap()).unwrap();
+    let drain = config["serve"]["drain_seconds"].as_integer().unwrap() as u64;
+    assert!(
+        grace > drain,
+        "stop_grace_period {grace}s <= drain_seconds {drain}"
     );
     let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
     assert!(

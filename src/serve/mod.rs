@@ -14,6 +14,7 @@
 //! * [`server`] — the socket, signals (SIGHUP reloads, SIGTERM drains) and start-up;
 //! * [`simulate`] — an A/B test replayed in-process over a real event log.
 
+pub mod listen;
 pub mod metrics;
 pub mod routes;
 pub mod server;
@@ -51,8 +52,18 @@ pub struct ServeConfig {
     /// The model that answers `/recommendations` (default: two_stage, else als,
     /// else the first the bundle has).
     pub model: Option<String>,
-    /// Largest request body, bytes.
+    /// Largest request body, bytes; a larger `Content-Length` is refused
+    /// with 413 before the body is read.
     pub max_body_bytes: usize,
+    /// A connection whose request head has not arrived this many seconds
+    /// after it opened (or after its previous response) is closed.
+    pub header_read_timeout_seconds: u64,
+    /// Most connections served at once; keep it below the process's
+    /// open-file limit (`ulimit -n`). Further clients wait to be accepted.
+    pub max_connections: usize,
+    /// After SIGTERM, requests in flight get this many seconds to finish
+    /// before the service stops anyway (a second signal stops it at once).
+    pub drain_seconds: u64,
     /// Token `POST /admin/reload` requires (`Authorization: Bearer …`); also
     /// from `RECSYS_ADMIN_TOKEN`. None: no token needed.
     #[serde(skip_serializing)]
@@ -107,6 +118,9 @@ impl Default for ServeConfig {
             redis_timeout_ms: 200,
             model: None,
             max_body_bytes: 16 * 1024,
+            header_read_timeout_seconds: 10,
+            max_connections: 4096,
+            drain_seconds: 20,
             admin_token: None,
             feedback: FeedbackConfig::default(),
             experiment: None,
@@ -122,11 +136,30 @@ impl ServeConfig {
             ("events_per_user", self.events_per_user),
             ("max_users", self.max_users),
             ("max_body_bytes", self.max_body_bytes),
+            ("max_connections", self.max_connections),
         ];
         for (key, value) in positive {
             if value == 0 {
                 anyhow::bail!("[serve] {key} must be at least 1");
             }
+        }
+        for (key, value, max) in [
+            (
+                "header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+                3600,
+            ),
+            ("drain_seconds", self.drain_seconds, 3600),
+        ] {
+            if !(1..=max).contains(&value) {
+                anyhow::bail!("[serve] {key} = {value} is out of range: must be in 1..={max}");
+            }
+        }
+        if self.max_connections > 1_000_000 {
+            anyhow::bail!(
+                "[serve] max_connections = {} is out of range: must be in 1..=1000000",
+                self.max_connections
+            );
         }
         if self.feedback.attribution_minutes > 0 && self.feedback.items_per_user == 0 {
             anyhow::bail!(

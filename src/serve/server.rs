@@ -1,7 +1,8 @@
 //! Start-up, the socket and signals.
 //!
 //! SIGHUP reloads the newest bundle (as `POST /admin/reload` does); SIGTERM
-//! or Ctrl-C stops accepting connections and lets in-flight requests finish.
+//! or Ctrl-C stops accepting connections and lets in-flight requests finish
+//! within `[serve] drain_seconds` ([`super::listen`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::listen::{self, watch_stop_signals, Limits, Stopped};
 use super::metrics::Metrics;
 use super::routes::app;
 use super::state::{AppState, Settings};
@@ -34,7 +36,11 @@ pub fn run(options: ServeOptions) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(options))
+    let result = runtime.block_on(serve(options));
+    // Connections cut at the drain deadline may leave blocking work behind:
+    // do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn serve(options: ServeOptions) -> Result<()> {
@@ -112,26 +118,23 @@ async fn serve(options: ServeOptions) -> Result<()> {
         }
     });
 
-    axum::serve(listener, app(state.clone(), config.max_body_bytes))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
-    eprintln!("recsys serve: stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(err) => {
-            eprintln!("recsys serve: cannot watch SIGTERM ({err}); stop with Ctrl-C");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let stop = watch_stop_signals()?;
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+        max_connections: config.max_connections,
+        drain: Duration::from_secs(config.drain_seconds),
     };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    match listen::serve(listener, app(state, config.max_body_bytes), limits, stop).await {
+        Stopped::Drained => {
+            eprintln!("recsys serve: stopped");
+            Ok(())
+        }
+        Stopped::DeadlinePassed(open) => anyhow::bail!(
+            "stopped with {open} connection(s) cut: their requests did not finish within [serve] drain_seconds = {}",
+            config.drain_seconds
+        ),
+        Stopped::Forced(open) => anyhow::bail!(
+            "stopped at the second signal with {open} connection(s) cut"
+        ),
     }
-    eprintln!("recsys serve: shutting down, finishing requests in flight");
 }
