@@ -43,6 +43,10 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            max_body_bytes,
+            refuse_oversized_bodies,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
@@ -87,6 +91,31 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
         .with_label_values(&[route.as_str()])
         .observe(start.elapsed().as_secs_f64());
     response
+}
+
+/// Refuse a body whose declared length is over the limit before reading any
+/// of it: a client announcing a terabyte gets 413 at once, not after it sent
+/// the first 16 KB.
+async fn refuse_oversized_bodies(
+    State(max_body_bytes): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > max_body_bytes as u64 => ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!(
+                "the body is {length} bytes; at most {max_body_bytes} are accepted ([serve] max_body_bytes)"
+            ),
+        }
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 type Params = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -273,8 +302,53 @@ struct EventBody {
     user_id: i64,
     item_id: i64,
     event: String,
-    /// UTC ms; the time of receipt when absent.
-    timestamp: Option<i64>,
+    /// UTC ms; the time of receipt when absent (`null` is refused: a client
+    /// that meant to send a time should hear that it did not).
+    #[serde(default)]
+    timestamp: Timestamp,
+}
+
+/// An event's `timestamp`: absent, or whatever JSON value was sent.
+#[derive(Debug, Default)]
+enum Timestamp {
+    #[default]
+    Absent,
+    Sent(Value),
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(Timestamp::Sent)
+    }
+}
+
+/// The earliest event time accepted: 2000-01-01 UTC. Older times are typos
+/// or seconds sent as ms, and would sort before every real event.
+const EARLIEST_EVENT_MS: i64 = 946_684_800_000;
+/// How far ahead of the service's clock an event may be dated (clock skew).
+const MAX_FUTURE_MS: i64 = 5 * 60_000;
+
+impl Timestamp {
+    /// The event's time in UTC ms, given the time of receipt.
+    fn resolve(&self, received_ms: i64) -> Result<i64, ApiError> {
+        let value = match self {
+            Timestamp::Absent => return Ok(received_ms),
+            Timestamp::Sent(value) => value,
+        };
+        let Some(ms) = value.as_i64() else {
+            return Err(ApiError::bad_request(format!(
+                "timestamp must be an integer (UTC milliseconds) or left out, got {value}"
+            )));
+        };
+        let latest = received_ms.saturating_add(MAX_FUTURE_MS);
+        if !(EARLIEST_EVENT_MS..=latest).contains(&ms) {
+            return Err(ApiError::bad_request(format!(
+                "timestamp {ms} is out of range: events are dated from 2000-01-01 ({EARLIEST_EVENT_MS}) \
+                 to 5 minutes past the service's clock ({latest}); send UTC milliseconds, or leave it out"
+            )));
+        }
+        Ok(ms)
+    }
 }
 
 async fn events(
@@ -296,7 +370,7 @@ async fn events(
         )));
     };
     let received_ms = now_ms();
-    let timestamp_ms = body.timestamp.unwrap_or(received_ms);
+    let timestamp_ms = body.timestamp.resolve(received_ms)?;
     let event = ServiceEvent {
         item_id: body.item_id,
         kind,
@@ -314,11 +388,18 @@ async fn events(
         m.store_users.set(users as i64);
         m.store_events.set(events as i64);
     }
+    // An item the model does not know is kept for the shopper (the catalogue
+    // grows between trainings) but cannot be scored or recommended.
+    let known_item = state.engine().bundle().items.get(body.item_id).is_some();
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"user_id": body.user_id, "item_id": body.item_id, "event": body.event, "timestamp": timestamp_ms}),
-        ),
+        Json(json!({
+            "user_id": body.user_id,
+            "item_id": body.item_id,
+            "event": body.event,
+            "timestamp": timestamp_ms,
+            "known_item": known_item,
+        })),
     ))
 }
 
@@ -410,8 +491,34 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+/// The OpenAPI document with this service's largest `k` filled in.
+async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(state.settings.max_k),
+    )
+}
+
+/// [`OPENAPI`] with every `k` parameter's maximum (and default, when
+/// smaller) set to `max_k`, the limit the handlers enforce.
+pub fn openapi_document(max_k: usize) -> String {
+    let mut doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for path in paths.values_mut() {
+            let Some(params) = path
+                .get_mut("get")
+                .and_then(|get| get.get_mut("parameters"))
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for param in params.iter_mut().filter(|p| p["name"] == "k") {
+                param["schema"]["maximum"] = json!(max_k);
+                param["schema"]["default"] = json!(10.min(max_k));
+            }
+        }
+    }
+    doc.to_string()
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -67,17 +67,27 @@ impl Settings {
         }
     }
 
-    /// Load the newest bundle of every variant.
-    pub fn load_engines(&self) -> Result<Vec<Engine>> {
+    /// Load the newest bundle of every variant. Variants on the same bundle
+    /// (an A/A test) share one engine: one copy in memory, and the same
+    /// caches warm for both.
+    pub fn load_engines(&self) -> Result<Vec<Arc<Engine>>> {
+        let mut loaded: Vec<(PathBuf, Arc<Engine>)> = Vec::new();
         self.bundle_roots()
             .iter()
             .zip(self.variant_names())
             .map(|(root, name)| {
-                let loaded =
-                    crate::bundle::resolve(root).and_then(|dir| Engine::load(&dir, &self.engine));
+                let engine = crate::bundle::resolve(root).and_then(|dir| {
+                    let same = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                    if let Some((_, engine)) = loaded.iter().find(|(d, _)| *d == same) {
+                        return Ok(engine.clone());
+                    }
+                    let engine = Arc::new(Engine::load(&dir, &self.engine)?);
+                    loaded.push((same, engine.clone()));
+                    Ok(engine)
+                });
                 match &self.experiment {
-                    Some(_) => loaded.with_context(|| format!("loading variant {name}")),
-                    None => loaded,
+                    Some(_) => engine.with_context(|| format!("loading variant {name}")),
+                    None => engine,
                 }
             })
             .collect()
@@ -131,7 +141,7 @@ impl AppState {
     /// State serving `engines`, one per variant of the settings' experiment
     /// (one without an experiment).
     pub fn new(
-        engines: Vec<Engine>,
+        engines: Vec<Arc<Engine>>,
         store: EventStore,
         metrics: Metrics,
         settings: Settings,
@@ -150,7 +160,7 @@ impl AppState {
         Ok(state)
     }
 
-    fn serving(settings: &Settings, engines: Vec<Engine>) -> Result<Arc<Serving>> {
+    fn serving(settings: &Settings, engines: Vec<Arc<Engine>>) -> Result<Arc<Serving>> {
         let names = settings.variant_names();
         if names.len() != engines.len() {
             anyhow::bail!(
@@ -160,10 +170,7 @@ impl AppState {
             );
         }
         Ok(Arc::new(Serving {
-            variants: names
-                .into_iter()
-                .zip(engines.into_iter().map(Arc::new))
-                .collect(),
+            variants: names.into_iter().zip(engines).collect(),
         }))
     }
 

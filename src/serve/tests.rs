@@ -3,6 +3,7 @@
 //! by `tests/serve.rs`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
@@ -48,7 +49,13 @@ fn memory_store() -> EventStore {
 }
 
 fn state() -> AppState {
-    AppState::new(vec![engine()], memory_store(), Metrics::new(), settings()).unwrap()
+    AppState::new(
+        vec![Arc::new(engine())],
+        memory_store(),
+        Metrics::new(),
+        settings(),
+    )
+    .unwrap()
 }
 
 /// A state running an experiment `e` with two variants on the same bundle.
@@ -70,7 +77,7 @@ fn experiment_state(shares: [f64; 2]) -> AppState {
         ..settings()
     };
     AppState::new(
-        vec![engine(), engine()],
+        vec![Arc::new(engine()), Arc::new(engine())],
         memory_store(),
         Metrics::new(),
         settings,
@@ -437,6 +444,44 @@ async fn bad_input_answers_4xx_naming_the_problem() {
             "invalid event",
         ),
         (
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":null}"#),
+            StatusCode::BAD_REQUEST,
+            "timestamp must be an integer (UTC milliseconds) or left out, got null",
+        ),
+        (
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":"2015-09-01"}"#),
+            StatusCode::BAD_REQUEST,
+            "timestamp must be an integer",
+        ),
+        (
+            // 1677, as the smallest i64 of nanoseconds: it would sort before every real event.
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":-9223372036854775808}"#),
+            StatusCode::BAD_REQUEST,
+            "timestamp -9223372036854775808 is out of range",
+        ),
+        (
+            // Seconds sent as milliseconds: January 1970.
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":1441065600}"#),
+            StatusCode::BAD_REQUEST,
+            "is out of range",
+        ),
+        (
+            // The year 2100.
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":4102444800000}"#),
+            StatusCode::BAD_REQUEST,
+            "past the service's clock",
+        ),
+        (
             Method::GET,
             "/nowhere",
             None,
@@ -476,9 +521,82 @@ async fn bad_input_answers_4xx_naming_the_problem() {
     let (status, answer) = call(&state, Method::POST, "/events", Some(&huge)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("invalid event"));
+    // A declared length over the limit is refused before any body is read.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/events")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, "1000000000000")
+        .body(Body::empty())
+        .unwrap();
+    let response = app(state.clone(), 1024).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("the body is 1000000000000 bytes; at most 1024"),
+        "{text}"
+    );
     // Nothing a client sent was a server error.
     let metrics = state.metrics.render();
     assert!(!metrics.contains("status=\"500\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn events_on_items_the_model_does_not_know_are_kept_but_never_recommended() {
+    let state = state();
+    let user = bundle().users.raw(0);
+    let t = 1_441_065_600_000; // 2015-09-01
+    for (i, item) in [-42, 999_999_999, -42].into_iter().enumerate() {
+        let body = format!(
+            r#"{{"user_id":{user},"item_id":{item},"event":"view","timestamp":{}}}"#,
+            t + i as i64
+        );
+        let (status, answer) = call(&state, Method::POST, "/events", Some(&body)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        assert_eq!(answer["known_item"], json!(false), "{answer}");
+    }
+    let body = format!(
+        r#"{{"user_id":{user},"item_id":{},"event":"view"}}"#,
+        bundle().items.raw(0)
+    );
+    let (_, answer) = call(&state, Method::POST, "/events", Some(&body)).await;
+    assert_eq!(answer["known_item"], json!(true), "{answer}");
+    let answer = get(&state, &format!("/recommendations?user_id={user}&k=100")).await;
+    let ids = item_ids(&answer, "recommendations");
+    assert!(!ids.is_empty());
+    assert!(
+        !ids.contains(&-42) && !ids.contains(&999_999_999),
+        "{ids:?}"
+    );
+    assert_eq!(answer["new_events"], json!(1), "{answer}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_states_the_configured_largest_k() {
+    let state = AppState::new(
+        vec![Arc::new(engine())],
+        memory_store(),
+        Metrics::new(),
+        Settings {
+            max_k: 7,
+            ..settings()
+        },
+    )
+    .unwrap();
+    let (_, doc) = call(&state, Method::GET, "/openapi.json", None).await;
+    for path in ["/recommendations", "/similar"] {
+        let k = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "k")
+            .unwrap();
+        assert_eq!(k["schema"]["maximum"], json!(7), "{path}");
+        assert_eq!(k["schema"]["default"], json!(7), "{path}");
+    }
+    let (status, answer) = call(&state, Method::GET, "/similar?item_id=1&k=8", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
 }
 
 #[tokio::test]
@@ -619,7 +737,13 @@ async fn feedback_can_be_turned_off() {
         feedback_window_ms: 0,
         ..settings()
     };
-    let state = AppState::new(vec![engine()], memory_store(), Metrics::new(), settings).unwrap();
+    let state = AppState::new(
+        vec![Arc::new(engine())],
+        memory_store(),
+        Metrics::new(),
+        settings,
+    )
+    .unwrap();
     let user = bundle().users.raw(0);
     let answer = get(&state, &format!("/recommendations?user_id={user}&k=5")).await;
     let shown = item_ids(&answer, "recommendations");
@@ -719,7 +843,7 @@ async fn a_reload_swaps_every_variant_or_none() {
     experiment.variants[0].bundle = saved.clone();
     experiment.variants[1].bundle = dir.path().join("missing");
     state = AppState::new(
-        vec![engine(), engine()],
+        vec![Arc::new(engine()), Arc::new(engine())],
         memory_store(),
         Metrics::new(),
         settings.clone(),
@@ -744,7 +868,7 @@ async fn a_reload_swaps_every_variant_or_none() {
     // With both bundles present, both are swapped.
     settings.experiment.as_mut().unwrap().variants[1].bundle = saved.clone();
     let state = AppState::new(
-        vec![engine(), engine()],
+        vec![Arc::new(engine()), Arc::new(engine())],
         memory_store(),
         Metrics::new(),
         settings,

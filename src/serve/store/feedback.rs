@@ -11,7 +11,7 @@
 //! converted shoppers per variant) are kept here too; the distinct shoppers
 //! are exact sets, about 40 bytes per shopper and variant.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -83,7 +83,29 @@ pub struct MemoryFeedback {
     items_per_user: usize,
     variants: Names<Arc<str>>,
     sources: Names<&'static str>,
-    tallies: Mutex<HashMap<(String, String), TallySets>>,
+    /// Per (experiment, variant): a handful of entries, scanned without
+    /// allocating a key per answer.
+    tallies: Mutex<Vec<((String, String), TallySets)>>,
+}
+
+/// The entry of (`experiment`, `variant`) in `tallies`, added if new.
+fn entry<'a>(
+    tallies: &'a mut Vec<((String, String), TallySets)>,
+    experiment: &str,
+    variant: &str,
+) -> &'a mut TallySets {
+    let i = match tallies
+        .iter()
+        .position(|((e, v), _)| e == experiment && v == variant)
+    {
+        Some(i) => i,
+        None => {
+            let key = (experiment.to_string(), variant.to_string());
+            tallies.push((key, TallySets::default()));
+            tallies.len() - 1
+        }
+    };
+    &mut tallies[i].1
 }
 
 impl MemoryFeedback {
@@ -98,7 +120,7 @@ impl MemoryFeedback {
             items_per_user: items_per_user.max(1),
             variants: Names::default(),
             sources: Names::default(),
-            tallies: Mutex::new(HashMap::new()),
+            tallies: Mutex::new(Vec::new()),
         }
     }
 
@@ -193,9 +215,7 @@ impl MemoryFeedback {
     /// Count one answer of `items` items to `user` in `variant` of `experiment`.
     pub fn tally_answer(&self, experiment: &str, variant: &str, user: i64, items: u64) {
         let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        let t = tallies
-            .entry((experiment.to_string(), variant.to_string()))
-            .or_default();
+        let t = entry(&mut tallies, experiment, variant);
         t.tally.answers += 1;
         t.tally.items_shown += items;
         if t.shoppers.insert(user) {
@@ -206,9 +226,7 @@ impl MemoryFeedback {
     /// Count an attributed `kind` event of `user` in `variant` of `experiment`.
     pub fn tally_attributed(&self, experiment: &str, variant: &str, user: i64, kind: EventKind) {
         let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
-        let t = tallies
-            .entry((experiment.to_string(), variant.to_string()))
-            .or_default();
+        let t = entry(&mut tallies, experiment, variant);
         match kind {
             EventKind::AddToCart => {
                 t.tally.attributed_add_to_carts += 1;
@@ -228,8 +246,9 @@ impl MemoryFeedback {
             .iter()
             .map(|v| {
                 tallies
-                    .get(&(experiment.to_string(), v.to_string()))
-                    .map(|t| t.tally)
+                    .iter()
+                    .find(|((e, name), _)| e == experiment && name == v)
+                    .map(|(_, t)| t.tally)
                     .unwrap_or_default()
             })
             .collect()
