@@ -16,6 +16,12 @@ pub enum DataError {
         /// The path that was asked for.
         path: PathBuf,
     },
+    /// The path exists but is a directory (or another non-file).
+    #[error("{path}: is a directory, not a file (name the .csv or .parquet file itself)")]
+    NotAFile {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
     /// The extension is neither `.csv` nor `.parquet`.
     #[error("{path}: unsupported file type; use a .csv or .parquet file")]
     UnsupportedFormat {

@@ -57,6 +57,11 @@ impl Table {
     /// Read `path` (CSV or Parquet by extension), checking it exists, parses,
     /// has the `required` columns and at least one row.
     pub fn read(path: &Path, required: &[&str]) -> Result<Table, DataError> {
+        if path.is_dir() {
+            return Err(DataError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
         let format = Format::of(path)?;
         if !path.is_file() {
             return Err(DataError::NotFound {

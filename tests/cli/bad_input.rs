@@ -37,6 +37,20 @@ fn missing_file() {
 }
 
 #[test]
+fn a_directory_is_not_an_events_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.csv");
+    std::fs::create_dir(&events).unwrap();
+    let s = Scratch::with_events(&events, "");
+    let err = failed(&s.run(&["train"]));
+    assert!(
+        err.contains(&events.display().to_string()) && err.contains("is a directory, not a file"),
+        "{err}"
+    );
+    assert!(s.bundles().is_empty());
+}
+
+#[test]
 fn missing_or_renamed_column() {
     let text = "timestamp,visitor,event,itemid,transactionid\n1,2,view,3,\n";
     rejects(
