@@ -3,9 +3,12 @@
 # feedback off, on, off, on (ROUNDS, MODES), each service started afresh on the
 # bundle and configs bench/serve_wrk.sh leaves in its work directory
 # (serve-config-off.toml has attribution_minutes = 0, serve-config-on.toml the
-# default), a 10 s warm-up, then 20 s of wrk -t1 -c32 at saturation.
+# default, serve-config-experiment.toml an A/A experiment on the bundle,
+# serve-config-ab.toml an A/B experiment on two copies of it), a 10 s warm-up,
+# then 20 s of wrk -t1 -c32 at saturation.
 #
 #   bash bench/serve_wrk.sh && bash bench/feedback_cost.sh
+#   MODES="off experiment ab" ROUNDS="1 2 3" bash bench/feedback_cost.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/recsys-ci/target}"
@@ -24,7 +27,7 @@ for round in ${ROUNDS:-1 2}; do
     for _ in $(seq 900); do curl -fs "$url/ready" >/dev/null 2>&1 && break; sleep 0.2; done
     RATE_PER_CONNECTION=0 wrk -t1 -c32 -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
     rps=$(RATE_PER_CONNECTION=0 wrk -t1 -c32 -d20s -s bench/wrk/recommendations.lua "$url" | awk '/Requests\/sec/ {print $2}')
-    echo "round $round, feedback $mode: $rps req/s, RSS $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server/status")"
+    echo "round $round, $mode: $rps req/s, RSS $(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$server/status")"
     kill "$server"; wait "$server" 2>/dev/null || true
   done
 done

@@ -18,9 +18,12 @@
 #
 # Then the cost of the feedback loop, same data and traffic, one service at a
 # time: /recommendations at saturation with feedback tracking off
-# (attribution_minutes = 0), on (the default), and on with a two-variant
-# experiment (both variants the same bundle, so only the machinery differs);
-# each run is preceded by the new shoppers' events and a warm-up.
+# (attribution_minutes = 0), on (the default), on with a two-variant A/A
+# experiment (both variants the same bundle, which the service loads once, so
+# only the machinery differs), and an A/B experiment whose variants are two
+# copies of the bundle (two models resident, as in a real A/B test, with the
+# same work per answer); each run is preceded by the new shoppers' events and
+# a warm-up.
 #
 #   bench/serve_wrk.sh
 set -euo pipefail
@@ -141,13 +144,18 @@ for line in open(sys.argv[1]):
         assert r.status == 202, r.status
 PY
 }
-for mode in off on experiment; do
+# A copy in another directory: the service loads it as a second model.
+[ -d "$work/bundle-copy" ] || cp -r "$bundle" "$work/bundle-copy"
+for mode in off on experiment ab; do
   cfg="$work/serve-config-$mode.toml"
   case $mode in
     off) sed 's#^attribution_minutes = .*#attribution_minutes = 0#' "$work/serve-config.toml" > "$cfg" ;;
     on) cp "$work/serve-config.toml" "$cfg" ;;
     experiment) { cat "$work/serve-config.toml"
        printf '\n[serve.experiment]\nname = "bench"\nvariants = [\n  { name = "a", bundle = "%s", share = 0.5 },\n  { name = "b", bundle = "%s", share = 0.5 },\n]\n' "$bundle" "$bundle"
+       } > "$cfg" ;;
+    ab) { cat "$work/serve-config.toml"
+       printf '\n[serve.experiment]\nname = "bench"\nvariants = [\n  { name = "a", bundle = "%s", share = 0.5 },\n  { name = "b", bundle = "%s", share = 0.5 },\n]\n' "$bundle" "$work/bundle-copy"
        } > "$cfg" ;;
   esac
   "$bin" serve --config "$cfg" 2> "$work/serve-$mode.log" &
