@@ -111,6 +111,10 @@ pub struct ModelsConfig {
     pub two_stage: TwoStageConfig,
 }
 
+/// The longest list any command or the service gives (`[eval] k`,
+/// `[serve] max_k`, every `--k`): past it, per-list buffers stop being small.
+pub const MAX_LIST_LENGTH: u64 = 10_000;
+
 /// Names of the models recsys can train, in registry order.
 pub const MODEL_NAMES: [&str; 5] = ["popular", "history", "als", "covisit", "two_stage"];
 
@@ -324,11 +328,12 @@ impl Config {
             .count("category_popular", c.category_popular, 0..=CANDIDATES)
             .count("recent_items", c.recent_items, 1..=1000)
             .count("similar_seeds", c.similar_seeds, 0..=100);
-        r.section("eval").count("k", self.eval.k, 1..=10_000);
+        r.section("eval")
+            .count("k", self.eval.k, 1..=MAX_LIST_LENGTH);
         r.section("rules")
             .count("max_exclude", self.rules.max_exclude, 0..=100_000);
         r.section("serve")
-            .count("max_k", serve.max_k, 1..=10_000)
+            .count("max_k", serve.max_k, 1..=MAX_LIST_LENGTH)
             .count("events_per_user", serve.events_per_user, 1..=10_000)
             .count("max_users", serve.max_users, 1..=100_000_000)
             .count(

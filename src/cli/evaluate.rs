@@ -26,7 +26,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value = "config.toml")]
     pub config: PathBuf,
     /// List length (default: the config's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::list_length)]
     pub k: Option<usize>,
     /// Event file (CSV or Parquet) instead of the config's.
     #[arg(long)]
@@ -73,9 +73,6 @@ pub struct EvaluateArgs {
 pub(super) fn run(args: EvaluateArgs) -> Result<()> {
     let config = load_config(&args.config)?;
     let k = args.k.unwrap_or(config.eval.k);
-    if k == 0 {
-        bail!("--k must be at least 1");
-    }
     if !args.cutoffs.is_empty() || args.folds.is_some() {
         return run_rolling(args, &config, k);
     }

@@ -60,7 +60,7 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub cutoff: String,
     /// Items per answer.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::list_length)]
     pub k: usize,
     /// Share of shoppers sent to B.
     #[arg(long, default_value_t = 0.5)]
@@ -122,9 +122,6 @@ fn report(args: ReportArgs) -> Result<()> {
 
 fn run_simulation(args: SimulateArgs) -> Result<()> {
     let config = load_config(&args.config)?;
-    if args.k == 0 {
-        bail!("--k must be at least 1");
-    }
     if !(args.share_b > 0.0 && args.share_b < 1.0) {
         bail!("--share-b must be between 0 and 1, got {}", args.share_b);
     }

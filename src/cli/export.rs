@@ -30,10 +30,10 @@ pub struct ExportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Popular items in `top_popular`, and items per user in `recommendations`.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = super::list_length)]
     pub k: usize,
     /// Similar items per item in `similar_items` (computed for every item).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::list_length)]
     pub similar_k: usize,
     /// `recommendations` for the shoppers with an event in the last this many
     /// days of training (0: every shopper).
@@ -72,9 +72,6 @@ pub(super) fn run(args: ExportArgs) -> Result<()> {
         similar_k: args.similar_k,
         users,
     };
-    if options.k == 0 || options.similar_k == 0 {
-        anyhow::bail!("--k and --similar-k must be at least 1");
-    }
     let engine = Engine::load(
         &bundle_dir(args.bundle, &config)?,
         &EngineSettings::from_config(&config),

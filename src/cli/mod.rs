@@ -74,6 +74,17 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Read the config file named on the command line.
+/// Clap's parser of every `--k` (and `--similar-k`): a list length in
+/// 1..=[`MAX_LIST_LENGTH`](crate::config::MAX_LIST_LENGTH), refused before
+/// any data is loaded.
+fn list_length(value: &str) -> std::result::Result<usize, String> {
+    let max = crate::config::MAX_LIST_LENGTH;
+    match value.trim().parse::<u64>() {
+        Ok(k) if (1..=max).contains(&k) => Ok(k as usize),
+        _ => Err(format!("must be a list length from 1 to {max}")),
+    }
+}
+
 fn load_config(path: &Path) -> Result<Config> {
     if !path.exists() {
         anyhow::bail!(

@@ -32,7 +32,7 @@ pub struct RecommendArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub item_id: Option<i64>,
     /// How many items.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::list_length)]
     pub k: usize,
     /// Model to ask (default: `[serve] model`, else two_stage, else als).
     #[arg(long)]
@@ -53,9 +53,6 @@ pub struct RecommendArgs {
 }
 
 pub(super) fn run(args: RecommendArgs) -> Result<()> {
-    if args.k == 0 {
-        bail!("--k must be at least 1");
-    }
     let config = load_config(&args.config)?;
     if args.exclude.len() > config.rules.max_exclude {
         bail!(

@@ -6,7 +6,8 @@
 //! async store runs on a runtime owned by this command. Listings go to stdout,
 //! one object a line; progress bars and counts go to stderr. Ctrl-C stops a
 //! transfer cleanly: the store aborts the multipart upload it was sending and
-//! removes the temporary file it was writing.
+//! removes the temporary file it was writing. A push killed outright leaves
+//! its upload on the server; the next push of the key aborts it and says so.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -249,6 +250,17 @@ async fn push_command(store: &S3Store, args: &PushArgs) -> Result<()> {
                 location(store, &args.s3_file_path)
             )
         })?;
+    for left in &report.aborted {
+        eprintln!(
+            "aborted multipart upload {} of {}{}, left unfinished by a push that did not end",
+            left.upload_id,
+            location(store, &left.key),
+            left.initiated
+                .as_deref()
+                .map(|t| format!(" (begun {t})"))
+                .unwrap_or_default()
+        );
+    }
     let target = match report.keys.as_slice() {
         [single] => location(store, single),
         _ => location(store, &args.s3_file_path),

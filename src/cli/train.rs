@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub evaluate: bool,
     /// List length for --evaluate (default: the config's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::list_length)]
     pub k: Option<usize>,
     /// MLflow tracking server to record the run in (default: `uri` in [tracking], then MLFLOW_TRACKING_URI).
     #[arg(long, value_name = "URL")]
@@ -75,7 +75,6 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     };
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
-    anyhow::ensure!(k > 0, "--k must be at least 1");
     let tuned = if args.tune {
         let tuned = super::tune::search(
             &config,

@@ -49,7 +49,7 @@ pub struct TuneArgs {
     #[arg(long)]
     pub protocol: Option<Protocol>,
     /// List length of the objective recall@k (default: the config's).
-    #[arg(long)]
+    #[arg(long, value_parser = super::list_length)]
     pub k: Option<usize>,
     /// The search.
     #[command(flatten)]
@@ -73,7 +73,6 @@ pub(super) fn run(args: TuneArgs) -> Result<()> {
     };
     let protocol = args.protocol.unwrap_or(config.split.protocol);
     let k = args.k.unwrap_or(config.eval.k);
-    anyhow::ensure!(k > 0, "--k must be at least 1");
     let quiet = args.json;
     let tuned = search(
         &config,

@@ -37,6 +37,26 @@ fn missing_file() {
 }
 
 #[test]
+fn every_list_length_flag_is_bounded_before_any_data_is_read() {
+    // The events file does not exist: the flag is refused first.
+    let s = Scratch::with_events(Path::new("/nonexistent/events.csv"), "");
+    for args in [
+        &["evaluate", "--k", "0"][..],
+        &["evaluate", "--k", "4294967296"],
+        &["train", "--evaluate", "--k", "10001"],
+        &["tune", "--k", "0"],
+        &["recommend", "--user-id", "1", "--k=-3"],
+        &["export", "--out", "x", "--similar-k", "100000"],
+    ] {
+        let err = failed(&s.run(args));
+        assert!(
+            err.contains("must be a list length from 1 to 10000") && !err.contains("no such file"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn a_directory_is_not_an_events_file() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.csv");
