@@ -42,7 +42,7 @@ pub use error::S3Error;
 pub use settings::{EnvVars, S3Overrides, S3Settings, TransferSettings};
 pub use sizes::{human_bytes, human_rate};
 pub use store::{ObjectInfo, S3Store};
-pub use transfer::{plan_parts, PartRange, PullReport, PushReport};
+pub use transfer::{plan_parts, LeftUpload, PartRange, PullReport, PushReport};
 
 /// `[s3]` of config.toml. Every key is optional: an unset key falls back to the
 /// environment (`AWS_*`, `S3_BUCKET_NAME`), then to a `.env` file, then to a default.

@@ -8,6 +8,10 @@
 //!   other parts are cancelled and the upload is aborted, so the server keeps
 //!   no orphaned parts that would be billed and never seen in a listing. The
 //!   same happens when the push is dropped half-way (Ctrl-C, a caller's timeout).
+//!   A push killed outright (`kill -9`, a lost machine) cannot abort its own
+//!   upload, so the next multipart push of the same key aborts the unfinished
+//!   uploads of that key begun before it, once it has completed its own
+//!   ([`PushReport::aborted`]).
 //! * After every upload the object's size on the server is checked against
 //!   the local file.
 //! * A pull writes to a temporary name beside the destination and renames it
@@ -71,8 +75,23 @@ pub struct PushReport {
     pub multipart_files: usize,
     /// Parts uploaded over all multipart files.
     pub parts: usize,
+    /// Unfinished multipart uploads of the pushed keys that earlier pushes
+    /// left (killed before they could abort them), aborted once this push
+    /// had completed the key.
+    pub aborted: Vec<LeftUpload>,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// A multipart upload begun and neither completed nor aborted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftUpload {
+    /// The key it was for.
+    pub key: String,
+    /// Its id.
+    pub upload_id: String,
+    /// When it was begun (server time, RFC 3339), if the server said.
+    pub initiated: Option<String>,
 }
 
 /// What a pull did.
@@ -336,19 +355,23 @@ impl S3Store {
         let result = async {
             run_bounded(jobs, self.settings.transfer.concurrency).await?;
             let mut parts = 0;
+            let mut aborted = Vec::new();
             for (path, key, size) in &large {
-                parts += self.put_multipart(path, key, *size, &bar).await?;
+                let (n, left) = self.put_multipart(path, key, *size, &bar).await?;
+                parts += n;
+                aborted.extend(left);
             }
-            Ok(parts)
+            Ok((parts, aborted))
         }
         .await;
         bar.finish_and_clear();
-        let parts = result?;
+        let (parts, aborted) = result?;
         Ok(PushReport {
             keys: uploads.into_iter().map(|u| u.1).collect(),
             bytes: total,
             multipart_files: large.len(),
             parts,
+            aborted,
             elapsed: started.elapsed(),
         })
     }
@@ -402,16 +425,57 @@ impl S3Store {
         Ok(())
     }
 
-    /// A multipart upload of `path` to `key`: the number of parts, or an error
-    /// after the upload has been aborted.
+    /// The unfinished multipart uploads of exactly `key` (at most a page of
+    /// 1,000: a next push aborts any more). Empty when the key pair may not
+    /// list uploads or the server cannot: cleaning up is then not ours to do.
+    async fn unfinished_uploads(&self, key: &str) -> Result<Vec<LeftUpload>, S3Error> {
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.settings.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| self.error(e, "list the unfinished multipart uploads of", Some(key)));
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(S3Error::AccessDenied { .. }) => return Ok(Vec::new()),
+            Err(S3Error::Request {
+                code: Some(code), ..
+            }) if code == "NotImplemented" => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(listed
+            .uploads()
+            .iter()
+            .filter(|u| u.key() == Some(key))
+            .filter_map(|u| {
+                Some(LeftUpload {
+                    key: key.to_string(),
+                    upload_id: u.upload_id()?.to_string(),
+                    initiated: u
+                        .initiated()
+                        .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
+                })
+            })
+            .collect())
+    }
+
+    /// A multipart upload of `path` to `key`: the number of parts and the
+    /// uploads of `key` that earlier pushes left and this one aborted, or an
+    /// error after the upload has been aborted.
     async fn put_multipart(
         &self,
         path: &Path,
         key: &str,
         size: u64,
         bar: &ProgressBar,
-    ) -> Result<usize, S3Error> {
+    ) -> Result<(usize, Vec<LeftUpload>), S3Error> {
         let plan = plan_parts(size, self.settings.transfer.part_size);
+        // Listed before this upload begins, so this one is not among them.
+        // They are aborted only once this push has completed the key: a
+        // failed push leaves things as it found them.
+        let left = self.unfinished_uploads(key).await?;
         let created = self
             .client
             .create_multipart_upload()
@@ -485,7 +549,23 @@ impl S3Store {
             });
         }
         self.verify_size(key, size).await?;
-        Ok(plan.len())
+        let mut aborted = Vec::new();
+        for upload in left {
+            let done = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .upload_id(&upload.upload_id)
+                .send()
+                .await;
+            // One that cannot be aborted now (gone already, a transient
+            // failure) is left for the next push to find.
+            if done.is_ok() {
+                aborted.push(upload);
+            }
+        }
+        Ok((plan.len(), aborted))
     }
 
     /// Upload one part; its ETag is what completing the upload needs.
