@@ -1,6 +1,7 @@
 //! End-to-end tests of the `recsys` binary: one test binary, a module per area.
 
 mod airflow;
+mod api_fuzz;
 mod cli;
 mod pg;
 mod s3;

@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::state::AppState;
+use super::state::{AppState, Settings};
 use super::store::ServiceEvent;
 use crate::data::EventKind;
 use crate::engine::Request as AnswerRequest;
@@ -495,13 +495,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        openapi_document(state.settings.max_k),
+        openapi_document(&state.settings),
     )
 }
 
-/// [`OPENAPI`] with every `k` parameter's maximum (and default, when
-/// smaller) set to `max_k`, the limit the handlers enforce.
-pub fn openapi_document(max_k: usize) -> String {
+/// [`OPENAPI`] as this service applies it: every `k` parameter's maximum
+/// (and default, when smaller) is `max_k`, `exclude` holds at most
+/// `max_exclude` ids, and `/admin/reload` needs the bearer token only when one
+/// is configured. Schemathesis reads these as the limits to test.
+pub fn openapi_document(settings: &Settings) -> String {
     let mut doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for path in paths.values_mut() {
@@ -512,10 +514,21 @@ pub fn openapi_document(max_k: usize) -> String {
             else {
                 continue;
             };
-            for param in params.iter_mut().filter(|p| p["name"] == "k") {
-                param["schema"]["maximum"] = json!(max_k);
-                param["schema"]["default"] = json!(10.min(max_k));
+            for param in params.iter_mut() {
+                if param["name"] == "k" {
+                    param["schema"]["maximum"] = json!(settings.max_k);
+                    param["schema"]["default"] = json!(10.min(settings.max_k));
+                } else if param["name"] == "exclude" {
+                    param["schema"]["maxItems"] = json!(settings.max_exclude);
+                }
             }
+        }
+    }
+    if settings.admin_token.is_none() {
+        let reload = &mut doc["paths"]["/admin/reload"]["post"];
+        reload["security"] = json!([]);
+        if let Some(responses) = reload["responses"].as_object_mut() {
+            responses.remove("401");
         }
     }
     doc.to_string()

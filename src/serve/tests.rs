@@ -395,6 +395,21 @@ async fn bad_input_answers_4xx_naming_the_problem() {
             "category must be an integer",
         ),
         (
+            // One past the largest i64: the document bounds ids to int64.
+            Method::GET,
+            "/recommendations?user_id=9223372036854775808",
+            None,
+            StatusCode::BAD_REQUEST,
+            "user_id must be an integer",
+        ),
+        (
+            Method::GET,
+            "/recommendations?user_id=1&exclude=5,-9223372036854775809",
+            None,
+            StatusCode::BAD_REQUEST,
+            "exclude must be comma-separated integer ids",
+        ),
+        (
             Method::GET,
             "/similar?k=3",
             None,
@@ -472,6 +487,14 @@ async fn bad_input_answers_4xx_naming_the_problem() {
             Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":1441065600}"#),
             StatusCode::BAD_REQUEST,
             "is out of range",
+        ),
+        (
+            // One ms before 2000-01-01, the document's minimum.
+            Method::POST,
+            "/events",
+            Some(r#"{"user_id":1,"item_id":2,"event":"view","timestamp":946684799999}"#),
+            StatusCode::BAD_REQUEST,
+            "timestamp 946684799999 is out of range",
         ),
         (
             // The year 2100.
@@ -573,13 +596,15 @@ async fn events_on_items_the_model_does_not_know_are_kept_but_never_recommended(
 }
 
 #[tokio::test]
-async fn the_openapi_document_states_the_configured_largest_k() {
+async fn the_openapi_document_states_the_configured_limits() {
     let state = AppState::new(
         vec![Arc::new(engine())],
         memory_store(),
         Metrics::new(),
         Settings {
             max_k: 7,
+            max_exclude: 3,
+            admin_token: None,
             ..settings()
         },
     )
@@ -597,6 +622,13 @@ async fn the_openapi_document_states_the_configured_largest_k() {
     }
     let (status, answer) = call(&state, Method::GET, "/similar?item_id=1&k=8", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let exclude = &doc["paths"]["/recommendations"]["get"]["parameters"][2];
+    assert_eq!(exclude["name"], json!("exclude"));
+    assert_eq!(exclude["schema"]["maxItems"], json!(3));
+    // Without a token, reloading needs none, and the document says so.
+    let reload = &doc["paths"]["/admin/reload"]["post"];
+    assert_eq!(reload["security"], json!([]));
+    assert!(reload["responses"].get("401").is_none(), "{reload}");
 }
 
 #[tokio::test]
@@ -631,7 +663,10 @@ async fn openapi_document_lists_exactly_the_routes() {
     let state = state();
     let (status, doc) = call(&state, Method::GET, "/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(doc, serde_json::from_str::<Value>(OPENAPI).unwrap());
+    // The file, with this state's limits (max_k 100, max_exclude 5) filled in.
+    let mut file: Value = serde_json::from_str(OPENAPI).unwrap();
+    file["paths"]["/recommendations"]["get"]["parameters"][2]["schema"]["maxItems"] = json!(5);
+    assert_eq!(doc, file);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     assert_eq!(paths.len(), 9);
@@ -652,6 +687,49 @@ async fn openapi_document_lists_exactly_the_routes() {
             );
         }
     }
+}
+
+/// The fields of `value` against the document's schema `name`: every required
+/// one present, none undocumented (schemathesis checks the full schemas).
+fn assert_fields(value: &Value, name: &str) {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let schema = &doc["components"]["schemas"][name];
+    let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+    for required in schema["required"].as_array().unwrap() {
+        assert!(
+            value.get(required.as_str().unwrap()).is_some(),
+            "{name}: {required} missing from {value}"
+        );
+    }
+    for key in keys {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "{name}: {key} is not documented, in {value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn answers_carry_exactly_the_documented_fields() {
+    let state = experiment_state([0.5, 0.5]);
+    let user = bundle().users.raw(0);
+    let item = bundle().items.raw(0);
+    let body = format!(r#"{{"user_id":{user},"item_id":{item},"event":"view"}}"#);
+    let (status, recorded) = call(&state, Method::POST, "/events", Some(&body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // `known_item` was sent but not documented: schemathesis' first finding.
+    assert_fields(&recorded, "RecordedEvent");
+    let answer = get(&state, &format!("/recommendations?user_id={user}&k=5")).await;
+    assert_fields(&answer, "Recommendations");
+    assert_fields(&answer["recommendations"][0], "Item");
+    assert_fields(&get(&state, "/similar?item_id=-1&k=3").await, "Similar");
+    let ready = get(&state, "/ready").await;
+    assert_fields(&ready, "Ready");
+    assert!(ready.get("experiment").is_some());
+    let report = get(&state, "/experiment").await;
+    assert_fields(&report, "ExperimentReport");
+    let (_, error) = call(&state, Method::GET, "/similar", None).await;
+    assert_fields(&error, "Error");
 }
 
 /// The sum of the series of `name` whose labels include every one of `labels`.
