@@ -19,6 +19,7 @@
 //! * [`storage`] — S3 and PostgreSQL tooling;
 //! * [`tracking`] — MLflow experiment tracking;
 //! * [`config`] — `config.toml`;
+//! * [`logging`] — levelled text or JSON logs on stderr;
 //! * [`cli`] — the `recsys` commands.
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod eval;
 pub mod experiment;
 pub mod fsio;
+pub mod logging;
 pub mod models;
 pub mod npy;
 pub mod progress;

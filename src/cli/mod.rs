@@ -27,6 +27,10 @@ use crate::config::Config;
 #[derive(Debug, Parser)]
 #[command(name = "recsys", version, about, long_about = None)]
 pub struct Cli {
+    /// Log lines on stderr as `text` or `json` (one object per line); the
+    /// level comes from RUST_LOG (default info; `debug` logs every request).
+    #[arg(long, global = true, value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +63,7 @@ pub enum Command {
 
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    crate::logging::init(cli.log_format);
     match cli.command {
         Command::Train(args) => train::run(args),
         Command::Evaluate(args) => evaluate::run(args),
@@ -73,7 +78,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Read the config file named on the command line.
 /// Clap's parser of every `--k` (and `--similar-k`): a list length in
 /// 1..=[`MAX_LIST_LENGTH`](crate::config::MAX_LIST_LENGTH), refused before
 /// any data is loaded.
@@ -85,6 +89,7 @@ fn list_length(value: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// Read the config file named on the command line.
 fn load_config(path: &Path) -> Result<Config> {
     if !path.exists() {
         anyhow::bail!(

@@ -84,7 +84,7 @@ pub async fn serve(
                     // wait a little rather than spin; the next accept may work.
                     accept_errors += 1;
                     if accept_errors.is_power_of_two() {
-                        eprintln!("recsys serve: accepting a connection failed ({accept_errors} times so far): {err}");
+                        tracing::warn!(failures = accept_errors, "accepting a connection failed ({accept_errors} times so far): {err}");
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -159,7 +159,9 @@ pub fn watch_stop_signals() -> anyhow::Result<mpsc::UnboundedReceiver<()>> {
                 _ = interrupt.recv() => {}
             }
             if first {
-                eprintln!("recsys serve: shutting down, finishing requests in flight (a second signal stops at once)");
+                tracing::info!(
+                    "shutting down, finishing requests in flight (a second signal stops at once)"
+                );
                 first = false;
             }
             if tx.send(()).is_err() {

@@ -74,23 +74,73 @@ impl IntoResponse for ApiError {
 }
 
 /// Count and time every request by its route pattern (not the raw path, so
-/// the label set stays small whatever clients send).
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// the label set stays small whatever clients send), give it a request id
+/// (the client's `x-request-id` when it sent a usable one) returned in the
+/// response's `x-request-id`, and log one line per request at debug level.
+async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |m| m.as_str())
         .to_string();
-    let response = next.run(request).await;
+    let id = request_id(request.headers());
+    let method = request.method().clone();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status();
     let m = &state.metrics;
     m.requests
-        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .with_label_values(&[route.as_str(), status.as_str()])
         .inc();
     m.latency
         .with_label_values(&[route.as_str()])
-        .observe(start.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    let version = response
+        .extensions()
+        .get::<ModelVersion>()
+        .map(|v| v.0.clone());
+    tracing::debug!(
+        request_id = id.as_str(),
+        method = method.as_str(),
+        route = route.as_str(),
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1e3,
+        model_version = version.as_deref(),
+        "request"
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     response
+}
+
+/// The `x-request-id` header.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// A request's id, for handlers' log lines.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// The model version an answer came from, for the request's log line.
+#[derive(Debug, Clone)]
+struct ModelVersion(String);
+
+/// The client's `x-request-id` when it is 1–64 visible ASCII characters,
+/// else a new one: this process's start time and a counter, both hex.
+fn request_id(headers: &HeaderMap) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    if let Some(given) = headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok()) {
+        if (1..=64).contains(&given.len()) && given.bytes().all(|b| b.is_ascii_graphic()) {
+            return given.to_string();
+        }
+    }
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = PROCESS.get_or_init(|| now_ms() as u64 & 0xffff_ffff);
+    format!("{process:08x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Refuse a body whose declared length is over the limit before reading any
@@ -203,6 +253,7 @@ impl Parsed {
 /// events the store holds for them.
 async fn recommendations(
     State(state): State<AppState>,
+    request_id: Option<axum::Extension<RequestId>>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let params = Parsed::new(params)?;
@@ -224,7 +275,12 @@ async fn recommendations(
                 .store_errors
                 .with_label_values(&["read"])
                 .inc();
-            eprintln!("recsys serve: event store read failed: {err}");
+            tracing::warn!(
+                request_id = request_id.as_ref().map(|r| r.0 .0.as_str()),
+                user_id,
+                model_version = engine.version.as_str(),
+                "event store read failed, answering from training history: {err}"
+            );
             Vec::new()
         }
     };
@@ -243,11 +299,15 @@ async fn recommendations(
     state
         .record_answer(user_id, &variant, &answer, now_ms())
         .await;
-    Ok(Json(Served {
+    let mut response = Json(Served {
         answer: &answer,
         variant: &variant,
     })
-    .into_response())
+    .into_response();
+    response
+        .extensions_mut()
+        .insert(ModelVersion(answer.model_version.clone()));
+    Ok(response)
 }
 
 /// An answer as the service gives it: the engine's, with the shopper's variant.

@@ -75,19 +75,32 @@ async fn serve(options: ServeOptions) -> Result<()> {
         .await
         .context("loading the model")??;
     for (variant, engine) in settings.variant_names().iter().zip(&engines) {
-        let prefix = match &settings.experiment {
-            Some(_) => format!("recsys serve: variant {variant}:"),
-            None => "recsys serve:".to_string(),
-        };
-        eprintln!(
-            "{prefix} {} answers every request, scored live",
+        let variant: &str = variant;
+        let version = engine.version.as_str();
+        tracing::info!(
+            model = engine.model,
+            model_version = version,
+            variant,
+            "{} answers every request, scored live",
             engine.model
         );
         if let Some(recall) = engine.similar_recall {
-            eprintln!("{prefix} similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)", 100.0 * recall);
+            tracing::info!(
+                model_version = version,
+                variant,
+                similar_recall = recall,
+                "similar-items index finds {:.1}% of the exact 10 nearest neighbours (sampled)",
+                100.0 * recall
+            );
         }
         if let Some(recall) = engine.mips_recall {
-            eprintln!("{prefix} ALS candidate index finds {:.1}% of the exact top 50 by inner product (sampled)", 100.0 * recall);
+            tracing::info!(
+                model_version = version,
+                variant,
+                candidate_recall = recall,
+                "ALS candidate index finds {:.1}% of the exact top 50 by inner product (sampled)",
+                100.0 * recall
+            );
         }
     }
     let version = engines
@@ -105,8 +118,10 @@ async fn serve(options: ServeOptions) -> Result<()> {
         })?;
     let bound: SocketAddr = listener.local_addr().context("reading the bound address")?;
     // The one line scripts wait for: the address actually bound (port 0 picks a free one).
-    eprintln!(
-        "recsys serve: listening on http://{bound} with model {version}, event store {}",
+    tracing::info!(
+        model_version = version.as_str(),
+        event_store = state.store.kind(),
+        "listening on http://{bound} with model {version}, event store {}",
         state.store.kind()
     );
 
@@ -126,7 +141,7 @@ async fn serve(options: ServeOptions) -> Result<()> {
     };
     match listen::serve(listener, app(state, config.max_body_bytes), limits, stop).await {
         Stopped::Drained => {
-            eprintln!("recsys serve: stopped");
+            tracing::info!("stopped");
             Ok(())
         }
         Stopped::DeadlinePassed(open) => anyhow::bail!(

@@ -245,7 +245,11 @@ impl AppState {
                 self.publish_models(&serving);
                 self.metrics.reloads.with_label_values(&["success"]).inc();
                 let version = Self::versions(&serving);
-                eprintln!("recsys serve: now serving {version}");
+                tracing::info!(
+                    model_version = version.as_str(),
+                    previous = previous.as_str(),
+                    "now serving {version}"
+                );
                 ReloadOutcome {
                     version,
                     previous,
@@ -255,7 +259,10 @@ impl AppState {
             Err(err) => {
                 self.metrics.reloads.with_label_values(&["failure"]).inc();
                 let error = format!("{err:#}");
-                eprintln!("recsys serve: reload failed, still serving {previous}: {error}");
+                tracing::error!(
+                    model_version = previous.as_str(),
+                    "reload failed, still serving {previous}: {error}"
+                );
                 ReloadOutcome {
                     version: previous.clone(),
                     previous,
