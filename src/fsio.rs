@@ -14,16 +14,18 @@
 //! temporary directory, locked for as long as it writes there. The lock is the
 //! kernel's (`flock`): it is released when the process ends, however it ends,
 //! and unlike a PID it cannot be mistaken for another process that reuses the
-//! number (a restarted container's train is often the same PID). A temporary
-//! directory is stale when
+//! number (a restarted container's train is often the same PID). The file is
+//! locked under another name and renamed to [`LOCK_FILE`], so nobody ever sees
+//! it unlocked while its writer lives. A temporary directory is stale when
 //!
-//! - its lock file is there and nobody holds the lock, and nothing in it has
-//!   changed for a minute (the grace covers the instant between creating the
-//!   directory and locking it); or
+//! - its lock file is there and nobody holds the lock: its writer has ended,
+//!   and the directory goes at once, so a run restarted right after a kill
+//!   (a crash loop, a retrying scheduler) already cleans up after it; or
 //! - there is no lock to ask (no lock file: a `recsys s3 pull` staging
-//!   directory or one from a recsys before locks; or a filesystem that refuses
-//!   locks), and nothing in it has changed for an hour: any writer touches its
-//!   files far more often than that.
+//!   directory, one from a recsys before locks, one whose writer was killed
+//!   in the instant before it locked; or a filesystem that refuses locks), and
+//!   nothing in it has changed for an hour: any writer touches its files far
+//!   more often than that.
 //!
 //! A directory whose lock is held is never removed.
 
@@ -40,9 +42,9 @@ use anyhow::{Context, Result};
 /// place.
 pub const LOCK_FILE: &str = ".lock";
 
-/// How long an unlocked temporary directory with a lock file must have been
-/// left untouched before it counts as stale.
-pub const STALE_UNLOCKED: Duration = Duration::from_secs(60);
+/// The name [`LOCK_FILE`] is created and locked under before it is renamed
+/// into place: a lock file is never seen unlocked while its writer lives.
+const NEW_LOCK_FILE: &str = ".lock-new";
 
 /// How long a temporary directory with no lock to ask must have been left
 /// untouched before it counts as stale.
@@ -108,15 +110,12 @@ pub fn create_dir_atomically(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>
         fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         // Held until this function returns: tells remove_stale_temp_dirs in
         // other processes that someone is writing here.
-        let lock_path = tmp.join(LOCK_FILE);
-        let lock = File::create(&lock_path)
-            .with_context(|| format!("creating {}", lock_path.display()))?;
-        // A filesystem without locks still gets its bundle: such a directory
-        // is judged by its age alone.
-        let _ = lock.lock();
+        let lock = hold_lock(&tmp)?;
         fill(&tmp)?;
-        // Unlinked, the file stays locked through `lock` until the rename.
-        let _ = fs::remove_file(&lock_path);
+        if lock.is_some() {
+            // Unlinked, the file stays locked through `lock` until the rename.
+            let _ = fs::remove_file(tmp.join(LOCK_FILE));
+        }
         fs::rename(&tmp, dest)
             .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))
     })();
@@ -124,6 +123,22 @@ pub fn create_dir_atomically(dest: &Path, fill: impl FnOnce(&Path) -> Result<()>
         let _ = fs::remove_dir_all(&tmp);
     }
     result
+}
+
+/// Lock a new [`LOCK_FILE`] in `dir`, locked before it appears under that
+/// name. `None` on a filesystem without locks: the directory then has no lock
+/// file and is judged by its age alone, and still gets written.
+fn hold_lock(dir: &Path) -> Result<Option<File>> {
+    let fresh = dir.join(NEW_LOCK_FILE);
+    let file = File::create(&fresh).with_context(|| format!("creating {}", fresh.display()))?;
+    if file.lock().is_err() {
+        let _ = fs::remove_file(&fresh);
+        return Ok(None);
+    }
+    let path = dir.join(LOCK_FILE);
+    fs::rename(&fresh, &path)
+        .with_context(|| format!("renaming {} to {}", fresh.display(), path.display()))?;
+    Ok(Some(file))
 }
 
 /// Whether `name` is that of a temporary made by [`temp_sibling`]:
@@ -234,7 +249,7 @@ pub fn remove_stale_temp_dirs(dir: &Path) -> Vec<Result<RemovedTemp>> {
         let path = entry.path();
         let quiet_for = match writer_of(&path) {
             Writer::Alive => continue,
-            Writer::Gone => STALE_UNLOCKED,
+            Writer::Gone => Duration::ZERO,
             Writer::Unknown => STALE_UNKNOWN,
         };
         let (bytes, newest) = size_and_newest(&path);
@@ -346,13 +361,17 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let minutes = |m: u64| Duration::from_secs(60 * m);
         let killed = temp_dir(root.path(), "killed", 1500, true, minutes(5));
+        // Its lock is free, so its writer has ended, however recently.
+        let just_killed = temp_dir(root.path(), "just-killed", 20, true, Duration::ZERO);
         let ancient = temp_dir(root.path(), "ancient", 10, false, minutes(120));
         // Being written by another process right now: its lock is held.
         let writing = temp_dir(root.path(), "writing", 10, true, minutes(120));
         let held = File::open(writing.join(LOCK_FILE)).unwrap();
         held.lock().unwrap();
-        // Just created, not locked yet; and a lock-less one quiet for minutes only.
-        let fresh = temp_dir(root.path(), "fresh", 10, true, Duration::ZERO);
+        // Just created, its lock file not in place yet; and a lock-less one
+        // quiet for minutes only.
+        let fresh = temp_dir(root.path(), "fresh", 10, false, Duration::ZERO);
+        File::create(fresh.join(NEW_LOCK_FILE)).unwrap();
         let pulling = temp_dir(root.path(), "pulling", 10, false, minutes(5));
         // Neither a temporary nor a directory of ours.
         let bundle = root.path().join("20150901T000000Z-abc");
@@ -375,19 +394,23 @@ mod tests {
                     bytes: 10
                 },
                 RemovedTemp {
+                    path: just_killed.clone(),
+                    bytes: 20
+                },
+                RemovedTemp {
                     path: killed.clone(),
                     bytes: 1500
                 },
             ]
         );
         assert_eq!(
-            removed[1].to_string(),
+            removed[2].to_string(),
             format!(
                 "removed {} (1.5 kB), the temporary directory of a run that did not finish",
                 killed.display()
             )
         );
-        for gone in [&killed, &ancient] {
+        for gone in [&killed, &just_killed, &ancient] {
             assert!(!gone.exists(), "{}", gone.display());
         }
         for kept in [&writing, &fresh, &pulling, &bundle] {
