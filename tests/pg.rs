@@ -28,7 +28,7 @@ const LIBPQ_VARS: [&str; 9] = [
     "PGCONNECT_TIMEOUT",
 ];
 
-fn database_url() -> String {
+pub(crate) fn database_url() -> String {
     std::env::var("RECSYS_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
@@ -51,15 +51,15 @@ fn sql_client() -> postgres::Client {
 }
 
 /// A schema of the test's own, dropped with its tables at the end.
-struct TestSchema {
-    name: String,
-    client: postgres::Client,
+pub(crate) struct TestSchema {
+    pub(crate) name: String,
+    pub(crate) client: postgres::Client,
     /// Working directory for the binary: empty, so no config.toml is found.
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl TestSchema {
-    fn new(test: &str) -> TestSchema {
+    pub(crate) fn new(test: &str) -> TestSchema {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "recsys_test_{}_{}_{test}",
@@ -80,16 +80,16 @@ impl TestSchema {
     }
 
     /// `schema.table`, as given to `--table-name`.
-    fn table(&self, table: &str) -> String {
+    pub(crate) fn table(&self, table: &str) -> String {
         format!("{}.{table}", self.name)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Run `recsys pg ARGS --database-url <test server>` with no libpq variables set.
-    fn pg(&self, args: &[&str]) -> Output {
+    pub(crate) fn pg(&self, args: &[&str]) -> Output {
         let url = database_url();
         let mut all = vec!["pg"];
         all.extend_from_slice(args);
@@ -97,20 +97,20 @@ impl TestSchema {
         run_in(self.dir.path(), &all, &[])
     }
 
-    fn exec(&mut self, sql: &str) {
+    pub(crate) fn exec(&mut self, sql: &str) {
         self.client
             .batch_execute(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    fn count(&mut self, table: &str) -> i64 {
+    pub(crate) fn count(&mut self, table: &str) -> i64 {
         self.client
             .query_one(&format!("SELECT count(*) FROM {}", self.table(table)), &[])
             .unwrap()
             .get(0)
     }
 
-    fn exists(&mut self, table: &str) -> bool {
+    pub(crate) fn exists(&mut self, table: &str) -> bool {
         self.client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.table(table)])
             .unwrap()
@@ -132,7 +132,7 @@ impl TestSchema {
             .collect()
     }
 
-    fn tables(&mut self) -> Vec<String> {
+    pub(crate) fn tables(&mut self) -> Vec<String> {
         self.client
             .query(
                 "SELECT tablename::text FROM pg_tables WHERE schemaname = $1 ORDER BY 1",
@@ -155,6 +155,11 @@ impl Drop for TestSchema {
 
 /// Run the binary in `dir` with the libpq variables removed and `env` set.
 fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command_in(dir, args, env).output().unwrap()
+}
+
+/// The command [`run_in`] runs, for a test that starts it and stops it.
+pub(crate) fn command_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_recsys"));
     command.args(args).current_dir(dir).stdin(Stdio::null());
     for var in LIBPQ_VARS {
@@ -163,10 +168,10 @@ fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         command.env(key, value);
     }
-    command.output().unwrap()
+    command
 }
 
-fn write_parquet(path: &Path, frame: &mut DataFrame) {
+pub(crate) fn write_parquet(path: &Path, frame: &mut DataFrame) {
     let file = std::fs::File::create(path).unwrap();
     ParquetWriter::new(file).finish(frame).unwrap();
 }

@@ -18,7 +18,7 @@ use recsys::storage::s3::{EnvVars, S3Config, S3Overrides, S3Settings, S3Store};
 
 use crate::cli::{failed, ok, Scratch};
 
-const MIB: usize = 1024 * 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
 
 /// The test server's address and keys.
 pub struct Server {
@@ -58,15 +58,15 @@ pub fn server() -> Server {
 }
 
 /// A bucket of its own for one test, emptied and removed on drop.
-struct Bucket {
-    name: String,
-    server: Server,
+pub(crate) struct Bucket {
+    pub(crate) name: String,
+    pub(crate) server: Server,
     store: S3Store,
     runtime: tokio::runtime::Runtime,
 }
 
 impl Bucket {
-    fn new() -> Bucket {
+    pub(crate) fn new() -> Bucket {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let server = server();
         let stamp = std::time::SystemTime::now()
@@ -97,7 +97,7 @@ impl Bucket {
     }
 
     /// The variables a user would set to reach this bucket.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", self.server.access_key.clone()),
             ("AWS_SECRET_ACCESS_KEY", self.server.secret_key.clone()),
@@ -107,12 +107,12 @@ impl Bucket {
     }
 
     /// `recsys s3 ARGS` in `dir`, with this bucket's settings in the environment.
-    fn s3(&self, dir: &Path, args: &[&str]) -> Output {
+    pub(crate) fn s3(&self, dir: &Path, args: &[&str]) -> Output {
         recsys_s3(dir, &self.env(), args)
     }
 
     /// Every key in the bucket, read with the SDK directly.
-    fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.runtime
             .block_on(self.store.list("", 1000))
             .unwrap()
@@ -122,7 +122,7 @@ impl Bucket {
     }
 
     /// Multipart uploads started and neither completed nor aborted.
-    fn unfinished_uploads(&self) -> usize {
+    pub(crate) fn unfinished_uploads(&self) -> usize {
         let answer = self
             .runtime
             .block_on(
@@ -150,7 +150,7 @@ impl Bucket {
             .unwrap();
     }
 
-    fn etag(&self, key: &str) -> String {
+    pub(crate) fn etag(&self, key: &str) -> String {
         let head = self
             .runtime
             .block_on(
@@ -208,15 +208,20 @@ fn store_for(server: &Server, endpoint: &str, bucket: &str) -> S3Store {
 
 /// `recsys s3 ARGS` in `dir` with exactly the variables `env` (and PATH).
 fn recsys_s3(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recsys"))
+    recsys_s3_command(dir, env, args).output().unwrap()
+}
+
+/// The command [`recsys_s3`] runs, for a test that starts it and stops it.
+pub(crate) fn recsys_s3_command(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_recsys"));
+    command
         .arg("s3")
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command
 }
 
 /// Stderr of a failed run, checked to be one `recsys: …` message, not an SDK dump.
@@ -233,7 +238,7 @@ fn error_message(out: &Output) -> String {
 }
 
 /// Deterministic bytes that do not compress or repeat.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut bytes = Vec::with_capacity(len + 8);
     while bytes.len() < len {
@@ -278,26 +283,26 @@ fn entries(dir: &Path) -> Vec<String> {
 /// `limit` bytes have gone through in the watched direction (all connections
 /// together), any connection that moves more than 64 KiB further that way is
 /// cut, or stalls. Small requests (listing, aborting) still get through.
-struct FaultyProxy {
-    endpoint: String,
-    forwarded: Arc<AtomicU64>,
+pub(crate) struct FaultyProxy {
+    pub(crate) endpoint: String,
+    pub(crate) forwarded: Arc<AtomicU64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Watch {
+pub(crate) enum Watch {
     Uploads,
     Downloads,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Fault {
+pub(crate) enum Fault {
     /// Close the connection.
     Cut,
     /// Stop forwarding, as a hung server would.
     Stall,
 }
 
-fn faulty_proxy(upstream: &str, watch: Watch, limit: u64, fault: Fault) -> FaultyProxy {
+pub(crate) fn faulty_proxy(upstream: &str, watch: Watch, limit: u64, fault: Fault) -> FaultyProxy {
     let upstream: SocketAddr = upstream
         .trim_start_matches("http://")
         .to_socket_addrs()
@@ -534,31 +539,27 @@ fn ctrl_c_during_a_multipart_upload_aborts_it() {
     let mut env = bucket.env();
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", proxy.endpoint.clone()));
-    let child = Command::new(env!("CARGO_BIN_EXE_recsys"))
-        .args([
-            "s3",
+    let child = recsys_s3_command(
+        dir.path(),
+        &env,
+        &[
             "push",
             "--local-file-path",
             "big.bin",
             "--s3-file-path",
             "big.bin",
-        ])
-        .args([
             "--multipart-threshold-mb",
             "8",
             "--part-size-mb",
             "5",
             "--concurrency",
             "2",
-        ])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while proxy.forwarded.load(Ordering::SeqCst) < 11 * MIB as u64 {
         assert!(Instant::now() < deadline, "the upload never got going");

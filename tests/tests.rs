@@ -3,6 +3,7 @@
 mod airflow;
 mod api_fuzz;
 mod cli;
+mod faults;
 mod pg;
 mod s3;
 mod serve;
