@@ -117,14 +117,8 @@ async fn serve(options: ServeOptions) -> Result<()> {
             format!("listening on {address} (is another server using the port? pass --port)")
         })?;
     let bound: SocketAddr = listener.local_addr().context("reading the bound address")?;
-    // The one line scripts wait for: the address actually bound (port 0 picks a free one).
-    tracing::info!(
-        model_version = version.as_str(),
-        event_store = state.store.kind(),
-        "listening on http://{bound} with model {version}, event store {}",
-        state.store.kind()
-    );
-
+    // Signals are watched before the line that announces the service, so a
+    // client that acts on that line cannot signal too early.
     let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let reloader = state.clone();
     tokio::spawn(async move {
@@ -134,6 +128,14 @@ async fn serve(options: ServeOptions) -> Result<()> {
     });
 
     let stop = watch_stop_signals()?;
+    // The one line scripts wait for: the address actually bound (port 0 picks a free one).
+    tracing::info!(
+        model_version = version.as_str(),
+        event_store = state.store.kind(),
+        "listening on http://{bound} with model {version}, event store {}",
+        state.store.kind()
+    );
+
     let limits = Limits {
         header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
         max_connections: config.max_connections,
