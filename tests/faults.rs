@@ -21,7 +21,7 @@
 //! | variable | default | what |
 //! | --- | --- | --- |
 //! | `RECSYS_FAULTS_SEED` | 17 | seeds every kill moment |
-//! | `RECSYS_FAULTS_TRAIN_KILLS` | 3 | random kills of `train`, besides the one aimed at its save |
+//! | `RECSYS_FAULTS_TRAIN_KILLS` | 3 | kills of `train` at random moments; a tenth as many (at least one) are aimed into its load, and as many into its save |
 //! | `RECSYS_FAULTS_CONFIG` | the repository's, on the embedded extract | config `train` runs with (data paths absolute) |
 //! | `RECSYS_FAULTS_ROUNDS` | 1 | kills of `pg push` in each mode, and of `s3 push` |
 
@@ -188,55 +188,91 @@ fn train_command(scratch: &Scratch, out: &Path, log: &str) -> Command {
 enum Aim {
     /// This long after it starts.
     After(Duration),
-    /// As soon as it has begun writing its bundle into a temporary directory.
-    Save,
+    /// This long after it begins writing its bundle's files.
+    IntoSave(Duration),
 }
 
-/// A killed run: when, in which phase, and whether the kill found it still running.
-struct Killed {
-    at: Duration,
+/// What watching a run from outside saw: when it had loaded the data, begun
+/// writing its bundle's files, finished the bundle, and ended (by the kill or
+/// by itself); and which phase a kill found it in.
+#[derive(Default)]
+struct Watched {
+    loaded: Option<Duration>,
+    saving: Option<Duration>,
+    saved: Option<Duration>,
+    ended: Duration,
     phase: &'static str,
 }
 
-/// Start a run, kill it as `aim` says, and tell which phase it was in.
-fn kill_train(scratch: &Scratch, out: &Path, log: &str, aim: Aim) -> Killed {
+/// Whether a run has begun writing its bundle's own files into a temporary
+/// directory (one not in `before`) — past the lock file, into the data.
+fn writing(out: &Path, before: &BTreeSet<PathBuf>) -> bool {
+    temp_dirs(out).difference(before).any(|dir| {
+        std::fs::read_dir(dir).into_iter().flatten().any(|e| {
+            let name = e.unwrap().file_name();
+            !name.to_string_lossy().starts_with(LOCK_FILE)
+        })
+    })
+}
+
+/// Start a run, watch it (every millisecond) and kill it as `aim` says, or
+/// let it finish without one.
+fn watch_train(scratch: &Scratch, out: &Path, log: &str, aim: Option<Aim>) -> Watched {
     let before = temp_dirs(out);
+    let (out_log, err_log) = (
+        scratch.path(&format!("{log}.out")),
+        scratch.path(&format!("{log}.err")),
+    );
+    let says = |path: &Path, what: &str| std::fs::read_to_string(path).unwrap().contains(what);
     let started = Instant::now();
     let mut child = train_command(scratch, out, log).spawn().unwrap();
-    match aim {
-        Aim::After(delay) => std::thread::sleep(delay),
-        Aim::Save => {
-            // Past the lock file, into the bundle's own files.
-            let writing = || {
-                temp_dirs(out).difference(&before).any(|dir| {
-                    std::fs::read_dir(dir).into_iter().flatten().any(|e| {
-                        let name = e.unwrap().file_name();
-                        !name.to_string_lossy().starts_with(LOCK_FILE)
-                    })
-                })
-            };
-            while child.try_wait().unwrap().is_none() && !writing() {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+    let mut seen = Watched::default();
+    let status = loop {
+        let now = started.elapsed();
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
+        if seen.loaded.is_none() && says(&err_log, "loaded ") {
+            seen.loaded = Some(now);
+        }
+        if seen.saving.is_none() && writing(out, &before) {
+            seen.saving = Some(now);
+        }
+        if seen.saved.is_none() && says(&out_log, "bundle ") {
+            seen.saved = Some(now);
+        }
+        let due = match aim {
+            None => false,
+            Some(Aim::After(delay)) => now >= delay,
+            Some(Aim::IntoSave(delay)) => seen.saving.is_some_and(|s| now >= s + delay),
+        };
+        if due {
+            break kill(&mut child);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    seen.ended = started.elapsed();
+    // Between the last look and the end.
+    if seen.loaded.is_none() && says(&err_log, "loaded ") {
+        seen.loaded = Some(seen.ended);
     }
-    let status = kill(&mut child);
-    let at = started.elapsed();
-    let stdout = std::fs::read_to_string(scratch.path(&format!("{log}.out"))).unwrap();
-    let stderr = std::fs::read_to_string(scratch.path(&format!("{log}.err"))).unwrap();
-    let phase = if !was_killed(status) {
+    if seen.saved.is_none() && says(&out_log, "bundle ") {
+        seen.saved = Some(seen.ended);
+    }
+    seen.phase = if !was_killed(status) {
+        let stderr = std::fs::read_to_string(&err_log).unwrap();
         assert!(status.success(), "{log} failed on its own:\n{stderr}");
         "none: it had finished"
-    } else if stdout.contains("bundle ") {
+    } else if says(&out_log, "bundle ") {
         "after save"
     } else if temp_dirs(out).len() > before.len() {
         "save"
-    } else if stderr.contains("loaded ") {
+    } else if says(&err_log, "loaded ") {
         "fit"
     } else {
         "load"
     };
-    Killed { at, phase }
+    seen
 }
 
 /// The first shopper of the event file `config` trains on.
@@ -266,9 +302,13 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
     let out_text = out.display().to_string();
     let shopper = a_shopper(&scratch.path("config.toml"));
     let mut checked = BTreeSet::new();
+    // Kills aimed at the short phases (loading; writing the bundle), a tenth
+    // of the random ones each, at least one.
+    let aimed = (knobs.train_kills / 10).max(1);
     let mut table = Table::new(
         format!(
-            "recsys train killed with SIGKILL (seed {}; {} random moments over a measured run, one aimed at the save)",
+            "recsys train killed with SIGKILL (seed {}): {} random moments over a measured run, \
+             {aimed} aimed into the load and {aimed} into the save",
             knobs.seed, knobs.train_kills
         ),
         &[
@@ -281,42 +321,53 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
         ],
     );
 
-    // A whole run first: a bundle to keep serving, and the length of a run.
-    let started = Instant::now();
-    let status = train_command(&scratch, &out, "reference").status().unwrap();
-    let run_time = started.elapsed();
-    assert!(
-        status.success(),
-        "{}",
-        std::fs::read_to_string(scratch.path("reference.err")).unwrap()
-    );
+    // A whole run first: a bundle to keep serving, and when each phase ends.
+    let reference = watch_train(&scratch, &out, "reference", None);
+    let (Some(loaded), Some(saved)) = (reference.loaded, reference.saved) else {
+        panic!("the reference run did not load and save");
+    };
+    // A save of milliseconds may pass between two looks.
+    let saving = reference.saving.unwrap_or(saved);
+    let run_time = reference.ended;
     table.row(vec![
         "none (reference run)".into(),
-        format!("ran {}", seconds(run_time)),
+        format!(
+            "ran {} (loaded at {}, wrote the bundle {} to {})",
+            seconds(run_time),
+            seconds(loaded),
+            seconds(saving),
+            seconds(saved)
+        ),
         "-".into(),
         complete_bundles(&out, &mut checked).len().to_string(),
         temp_dirs(&out).len().to_string(),
         "-".into(),
     ]);
 
-    // Spread over the run: kill i lands at a random moment of its own
-    // 1/n-th of it, so every phase gets some.
+    // Spread over the run: random kill i lands at a random moment of its own
+    // 1/n-th of it; the aimed ones at random moments of their phase.
     let mut rng = Rng::new(knobs.seed);
     let n = knobs.train_kills;
-    let mut aims: VecDeque<(String, Aim)> = (0..n)
+    // (name, when, the phase it is aimed at, tries left to hit it).
+    let mut aims: VecDeque<(String, Aim, Option<&str>, u32)> = (0..n)
         .map(|i| {
             let share = (i as f64 + rng.next_f64()) / n as f64;
-            (
-                format!("kill {}", i + 1),
-                Aim::After(run_time.mul_f64(share)),
-            )
+            let aim = Aim::After(run_time.mul_f64(share));
+            (format!("kill {}", i + 1), aim, None, 0)
         })
         .collect();
-    aims.push_back(("kill at save".into(), Aim::Save));
-    let mut saves_hit = 0;
-    let mut tries_at_save = 0;
-    while let Some((name, aim)) = aims.pop_front() {
-        let killed = kill_train(&scratch, &out, &name.replace(' ', "-"), aim);
+    for i in 0..aimed {
+        let aim = Aim::After(loaded.mul_f64(0.9 * rng.next_f64()));
+        aims.push_back((format!("kill in load {}", i + 1), aim, Some("load"), 2));
+    }
+    let save_time = saved.saturating_sub(saving);
+    for i in 0..aimed {
+        let aim = Aim::IntoSave(save_time.mul_f64(0.8 * rng.next_f64()));
+        aims.push_back((format!("kill in save {}", i + 1), aim, Some("save"), 2));
+    }
+    let mut hit = 0;
+    while let Some((name, aim, want, tries)) = aims.pop_front() {
+        let killed = watch_train(&scratch, &out, &name.replace(' ', "-"), Some(aim));
         let bundles = complete_bundles(&out, &mut checked);
         let newest = bundles.last().expect("the reference run's bundle is kept");
         let answer = ok(&scratch.run(&[
@@ -340,23 +391,28 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
         );
         table.row(vec![
             name.clone(),
-            seconds(killed.at),
+            seconds(killed.ended),
             killed.phase.into(),
             bundles.len().to_string(),
             temp_dirs(&out).len().to_string(),
             format!("yes ({})", newest.file_name().unwrap().to_string_lossy()),
         ]);
-        if matches!(aim, Aim::Save) {
-            tries_at_save += 1;
-            if killed.phase == "save" {
-                saves_hit += 1;
-            } else if tries_at_save < 3 {
-                // The save lasts milliseconds here: aim again.
-                aims.push_back((format!("kill at save, try {}", tries_at_save + 1), aim));
+        match want {
+            Some(phase) if phase == killed.phase => hit += 1,
+            // A phase of milliseconds on small data, and no two runs alike:
+            // aim earlier into it.
+            Some(phase) if tries > 0 => {
+                let again = match aim {
+                    Aim::After(delay) => Aim::After(delay / 2),
+                    Aim::IntoSave(delay) => Aim::IntoSave(delay / 2),
+                };
+                aims.push_back((format!("{name}, again"), again, Some(phase), tries - 1));
             }
+            Some(phase) => panic!("kills aimed into the {phase} missed it"),
+            None => {}
         }
     }
-    assert_eq!(saves_hit, 1, "no kill caught a run saving its bundle");
+    assert_eq!(hit, 2 * aimed);
 
     // The next run cleans up after every killed one, at once. A run killed
     // in the instant between creating its directory and locking it leaves one
