@@ -90,6 +90,7 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// Print the table; a test that fails prints what it had so far.
     fn print(&self) {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
         for row in &self.rows {
@@ -116,6 +117,14 @@ impl Table {
             out.push('\n');
         }
         println!("{out}");
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print();
+        }
     }
 }
 
@@ -194,7 +203,8 @@ enum Aim {
 
 /// What watching a run from outside saw: when it had loaded the data, begun
 /// writing its bundle's files, finished the bundle, and ended (by the kill or
-/// by itself); and which phase a kill found it in.
+/// by itself); which phase a kill found it in; and how many temporary
+/// directories of earlier runs it removed as it started.
 #[derive(Default)]
 struct Watched {
     loaded: Option<Duration>,
@@ -202,6 +212,7 @@ struct Watched {
     saved: Option<Duration>,
     ended: Duration,
     phase: &'static str,
+    removed: usize,
 }
 
 /// Whether a run has begun writing its bundle's own files into a temporary
@@ -216,7 +227,9 @@ fn writing(out: &Path, before: &BTreeSet<PathBuf>) -> bool {
 }
 
 /// Start a run, watch it (every millisecond) and kill it as `aim` says, or
-/// let it finish without one.
+/// let it finish without one. A run that got past loading has removed every
+/// temporary directory a killed run left (with a lock file, see
+/// `recsys::fsio`) and said so.
 fn watch_train(scratch: &Scratch, out: &Path, log: &str, aim: Option<Aim>) -> Watched {
     let before = temp_dirs(out);
     let (out_log, err_log) = (
@@ -265,13 +278,23 @@ fn watch_train(scratch: &Scratch, out: &Path, log: &str, aim: Option<Aim>) -> Wa
         "none: it had finished"
     } else if says(&out_log, "bundle ") {
         "after save"
-    } else if temp_dirs(out).len() > before.len() {
+    } else if temp_dirs(out).difference(&before).next().is_some() {
         "save"
     } else if says(&err_log, "loaded ") {
         "fit"
     } else {
         "load"
     };
+    let stderr = std::fs::read_to_string(&err_log).unwrap();
+    seen.removed = stderr.matches("recsys: removed ").count();
+    if seen.phase != "load" {
+        for dir in before.iter().filter(|d| d.join(LOCK_FILE).exists()) {
+            let said = format!("recsys: removed {} (", dir.display());
+            assert!(stderr.contains(&said), "{log}: no `{said}` in:\n{stderr}");
+        }
+        let kept = before.iter().filter(|d| d.exists()).count();
+        assert_eq!(kept + seen.removed, before.len(), "{log}:\n{stderr}");
+    }
     seen
 }
 
@@ -316,7 +339,8 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
             "killed at",
             "phase",
             "complete bundles (all load)",
-            "temporary dirs left",
+            "temp dirs it removed (said)",
+            "temp dirs left",
             "newest serves",
         ],
     );
@@ -340,6 +364,7 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
         ),
         "-".into(),
         complete_bundles(&out, &mut checked).len().to_string(),
+        reference.removed.to_string(),
         temp_dirs(&out).len().to_string(),
         "-".into(),
     ]);
@@ -394,19 +419,21 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
             seconds(killed.ended),
             killed.phase.into(),
             bundles.len().to_string(),
+            killed.removed.to_string(),
             temp_dirs(&out).len().to_string(),
             format!("yes ({})", newest.file_name().unwrap().to_string_lossy()),
         ]);
         match want {
             Some(phase) if phase == killed.phase => hit += 1,
             // A phase of milliseconds on small data, and no two runs alike:
-            // aim earlier into it.
+            // aim earlier into it, at once (the save kills come last, so that
+            // the final run finds what the last one left).
             Some(phase) if tries > 0 => {
                 let again = match aim {
                     Aim::After(delay) => Aim::After(delay / 2),
                     Aim::IntoSave(delay) => Aim::IntoSave(delay / 2),
                 };
-                aims.push_back((format!("{name}, again"), again, Some(phase), tries - 1));
+                aims.push_front((format!("{name}, again"), again, Some(phase), tries - 1));
             }
             Some(phase) => panic!("kills aimed into the {phase} missed it"),
             None => {}
@@ -414,7 +441,7 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
     }
     assert_eq!(hit, 2 * aimed);
 
-    // The next run cleans up after every killed one, at once. A run killed
+    // The next run cleans up what the last killed one left, at once. A run killed
     // in the instant between creating its directory and locking it leaves one
     // with no lock to ask and nothing in it: that goes after an hour.
     let (locked, unlocked): (Vec<PathBuf>, Vec<PathBuf>) = temp_dirs(&out)
@@ -446,12 +473,10 @@ fn train_killed_at_random_moments_leaves_only_complete_bundles() {
         "-".into(),
         "-".into(),
         bundles.len().to_string(),
+        locked.len().to_string(),
         match kept.len() {
-            0 => format!("0 (removed {}, each said)", locked.len()),
-            n => format!(
-                "{n} empty, killed before locking, kept for an hour (removed {}, each said)",
-                locked.len()
-            ),
+            0 => "0".to_string(),
+            n => format!("{n} (empty, killed before it locked: kept for an hour)"),
         },
         "yes; evaluate runs on it".into(),
     ]);
