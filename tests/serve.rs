@@ -978,7 +978,11 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> OwnRedis {
-        let port = free_port();
+        OwnRedis::start_on(free_port())
+    }
+
+    /// Start on `port`: a restart keeps the URL the service was given.
+    fn start_on(port: u16) -> OwnRedis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -1175,6 +1179,125 @@ fn redis_going_away_costs_new_events_not_answers() {
         "{samples:?}"
     );
     assert!(!server.metrics().contains("status=\"500\""));
+}
+
+/// What a client of the service saw while Redis went away and came back.
+#[derive(Default)]
+struct Tally {
+    answers: usize,
+    answer_failures: Vec<String>,
+    events_accepted: usize,
+    events_refused: usize,
+    events_other: Vec<String>,
+    /// Set when Redis is back; the first event accepted after it is stamped.
+    back_at: Option<Instant>,
+    first_accepted_after_back: Option<Instant>,
+}
+
+#[test]
+fn redis_restarting_under_load_keeps_answers_coming_and_events_resume_by_themselves() {
+    let scratch = trained();
+    let port = free_port();
+    let redis = OwnRedis::start_on(port);
+    let server = Server::start(&scratch, &["--event-store", &redis.url]);
+    let user = known_user(&server);
+    let url = server.url.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    // Two clients: one asks for answers, one posts events, both without pause.
+    let load: Vec<_> = [false, true]
+        .into_iter()
+        .map(|posts| {
+            let (url, stop, tally) = (url.clone(), stop.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let client = client();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if posts {
+                        let response = client
+                            .post(format!("{url}/events"))
+                            .json(&json!({"user_id": user, "item_id": 369447, "event": "view"}))
+                            .send()
+                            .unwrap();
+                        let mut tally = tally.lock().unwrap();
+                        match response.status().as_u16() {
+                            202 => {
+                                tally.events_accepted += 1;
+                                if tally.back_at.is_some()
+                                    && tally.first_accepted_after_back.is_none()
+                                {
+                                    tally.first_accepted_after_back = Some(Instant::now());
+                                }
+                            }
+                            503 => tally.events_refused += 1,
+                            other => tally.events_other.push(format!("{other}")),
+                        }
+                    } else {
+                        let response = client
+                            .get(format!("{url}/recommendations?user_id={user}&k=10"))
+                            .send()
+                            .unwrap();
+                        let status = response.status().as_u16();
+                        let body: Value = response.json().unwrap_or(Value::Null);
+                        let mut tally = tally.lock().unwrap();
+                        if status == 200 && sources(&body).len() == 10 {
+                            tally.answers += 1;
+                        } else {
+                            tally.answer_failures.push(format!("{status} {body}"));
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let accepted = || tally.lock().unwrap().events_accepted;
+    wait_until("events to be accepted", || accepted() > 20);
+
+    // Three outages: Redis stopped, then started again on the same port.
+    let refused = || tally.lock().unwrap().events_refused;
+    let mut redis = Some(redis);
+    let mut recoveries = Vec::new();
+    for _ in 0..3 {
+        {
+            let mut tally = tally.lock().unwrap();
+            tally.back_at = None;
+            tally.first_accepted_after_back = None;
+        }
+        drop(redis.take());
+        let refused_before = refused();
+        wait_until("events to be refused with 503", || {
+            refused() > refused_before + 20
+        });
+        let answers_while_down = tally.lock().unwrap().answers;
+        wait_until("answers to keep coming while Redis is down", || {
+            tally.lock().unwrap().answers > answers_while_down + 20
+        });
+        redis = Some(OwnRedis::start_on(port));
+        let back = Instant::now();
+        tally.lock().unwrap().back_at = Some(back);
+        wait_until(
+            "events to be accepted again, with no restart of the service",
+            || tally.lock().unwrap().first_accepted_after_back.is_some(),
+        );
+        let accepted_at = tally.lock().unwrap().first_accepted_after_back.unwrap();
+        recoveries.push(accepted_at.saturating_duration_since(back).as_millis());
+    }
+    eprintln!("redis restarts: events accepted again {recoveries:?} ms after Redis answered");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in load {
+        client.join().unwrap();
+    }
+    let tally = tally.lock().unwrap();
+    assert!(
+        tally.answer_failures.is_empty(),
+        "{:?}",
+        tally.answer_failures
+    );
+    assert!(tally.events_other.is_empty(), "{:?}", tally.events_other);
+    // The events posted after the restart are in the new Redis and count.
+    let (status, body) = server.get(&format!("/recommendations?user_id={user}&k=10"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["new_events"].as_u64().unwrap() >= 1, "{body}");
+    drop(redis);
 }
 
 fn yaml(path: &str) -> serde_yaml::Value {
