@@ -13,6 +13,7 @@
 use std::fmt;
 use std::path::Path;
 
+use polars::prelude::Int64Chunked;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,16 @@ impl EventLog {
         self.timestamp_ms.is_empty()
     }
 
+    /// An empty log with room for `n` events.
+    pub fn with_capacity(n: usize) -> EventLog {
+        EventLog {
+            timestamp_ms: Vec::with_capacity(n),
+            visitor: Vec::with_capacity(n),
+            item: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+        }
+    }
+
     /// Append one event (callers sort with [`EventLog::sort_dedup`] afterwards).
     pub fn push(&mut self, timestamp_ms: i64, visitor: i64, kind: EventKind, item: i64) {
         self.timestamp_ms.push(timestamp_ms);
@@ -188,29 +199,33 @@ pub const EVENT_COLUMNS: [&str; 4] = ["timestamp", "visitorid", "event", "itemid
 
 /// Read and validate an event file (CSV or Parquet, by extension).
 pub fn load_events(path: &Path, bad_rows: BadRows) -> Result<LoadedEvents, DataError> {
-    let table = Table::read(path, &EVENT_COLUMNS)?;
+    let table = Table::read_typed(path, &["timestamp", "visitorid", "itemid"], &["event"])?;
     let n = table.height();
     // Per record: the first problem found, as (column, cell).
     let mut problems: Vec<(&'static str, BadCell)> = Vec::new();
 
-    let mut int_col = |name: &'static str| -> Result<Vec<Option<i64>>, DataError> {
-        let (values, bad) = table.int_column(name)?;
-        let mut not_integer = vec![false; values.len()];
-        for cell in &bad {
-            not_integer[cell.record] = true;
-        }
-        problems.extend(bad.into_iter().map(|c| (name, c)));
-        for (record, v) in values.iter().enumerate() {
-            if v.is_none() && !not_integer[record] {
-                problems.push((
-                    name,
-                    BadCell {
-                        record,
-                        problem: "empty value".to_string(),
-                    },
-                ));
+    let mut int_col = |name: &'static str| -> Result<Int64Chunked, DataError> {
+        let (values, bad) = table.int_chunks(name)?;
+        let nulls = values.null_count();
+        if nulls > bad.len() {
+            // Some cells are empty rather than not integers.
+            let mut not_integer = vec![false; n];
+            for cell in &bad {
+                not_integer[cell.record] = true;
+            }
+            for (record, v) in values.iter().enumerate() {
+                if v.is_none() && !not_integer[record] {
+                    problems.push((
+                        name,
+                        BadCell {
+                            record,
+                            problem: "empty value".to_string(),
+                        },
+                    ));
+                }
             }
         }
+        problems.extend(bad.into_iter().map(|c| (name, c)));
         Ok(values)
     };
     let timestamp = int_col("timestamp")?;
@@ -241,7 +256,7 @@ pub fn load_events(path: &Path, bad_rows: BadRows) -> Result<LoadedEvents, DataE
         .collect();
     for (record, ts) in timestamp.iter().enumerate() {
         if let Some(ts) = ts {
-            if *ts < 0 {
+            if ts < 0 {
                 problems.push((
                     "timestamp",
                     BadCell {
@@ -268,20 +283,27 @@ pub fn load_events(path: &Path, bad_rows: BadRows) -> Result<LoadedEvents, DataE
     for (_, cell) in &problems {
         is_bad[cell.record] = true;
     }
-    let mut log = EventLog::default();
-    for record in 0..n {
-        if is_bad[record] {
+    let skipped_rows = is_bad.iter().filter(|b| **b).count();
+    let mut log = EventLog::with_capacity(n - skipped_rows);
+    let rows = timestamp
+        .iter()
+        .zip(visitor.iter())
+        .zip(item.iter())
+        .zip(kinds)
+        .zip(is_bad);
+    for ((((timestamp, visitor), item), kind), bad) in rows {
+        if bad {
             continue;
         }
         // Safe: a record without problems has every value present.
         log.push(
-            timestamp[record].unwrap_or_default(),
-            visitor[record].unwrap_or_default(),
-            kinds[record].unwrap_or(EventKind::View),
-            item[record].unwrap_or_default(),
+            timestamp.unwrap_or_default(),
+            visitor.unwrap_or_default(),
+            kind.unwrap_or(EventKind::View),
+            item.unwrap_or_default(),
         );
     }
-    let skipped_rows = is_bad.iter().filter(|b| **b).count();
+    drop(table);
     if log.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),

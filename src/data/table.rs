@@ -108,6 +108,55 @@ impl Table {
         Ok(table)
     }
 
+    /// [`Table::read`] for a file whose `ints` columns should be integers and
+    /// whose `texts` columns text, keeping only those columns: CSV integers are
+    /// parsed straight into integer columns, which at 27M rows takes a fifth
+    /// of the memory of text columns cast afterwards. A file that does not
+    /// parse that way (a bad cell, a missing column) is read again by
+    /// [`Table::read`], whose errors say which row and column.
+    pub fn read_typed(path: &Path, ints: &[&str], texts: &[&str]) -> Result<Table, DataError> {
+        let format = Format::of(path)?;
+        if !path.is_file() {
+            return Table::read(path, &[ints, texts].concat());
+        }
+        let names: Vec<PlSmallStr> = ints.iter().chain(texts).map(|&c| c.into()).collect();
+        let typed = match format {
+            Format::Csv => {
+                let schema: Schema = ints
+                    .iter()
+                    .map(|&c| Field::new(c.into(), DataType::Int64))
+                    .chain(
+                        texts
+                            .iter()
+                            .map(|&c| Field::new(c.into(), DataType::String)),
+                    )
+                    .collect();
+                CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(0))
+                    .with_columns(Some(names.into()))
+                    .with_schema_overwrite(Some(Arc::new(schema)))
+                    .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                    .and_then(|r| r.finish())
+            }
+            Format::Parquet => std::fs::File::open(path)
+                .map_err(PolarsError::from)
+                .and_then(|file| {
+                    ParquetReader::new(file)
+                        .with_columns(Some(names.iter().map(|c| c.to_string()).collect()))
+                        .finish()
+                }),
+        };
+        match typed {
+            Ok(frame) if frame.height() > 0 => Ok(Table {
+                path: path.to_path_buf(),
+                format,
+                frame,
+            }),
+            _ => Table::read(path, &[ints, texts].concat()),
+        }
+    }
+
     /// The file this table came from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -160,19 +209,24 @@ impl Table {
     /// Column `name` as 64-bit integers. Empty cells are `None`; cells that are
     /// present but not integers are returned in the second vector (record order).
     pub fn int_column(&self, name: &str) -> Result<(Vec<Option<i64>>, Vec<BadCell>), DataError> {
+        let (ints, bad) = self.int_chunks(name)?;
+        Ok((ints.iter().collect(), bad))
+    }
+
+    /// [`Table::int_column`] as polars' column, without a copy when the file
+    /// already holds integers.
+    pub fn int_chunks(&self, name: &str) -> Result<(Int64Chunked, Vec<BadCell>), DataError> {
         let column = self.column(name)?.as_materialized_series();
         let cast = column
             .cast(&DataType::Int64)
             .map_err(|e| self.cast_error(name, column.dtype(), e))?;
-        let ints = cast.i64().expect("cast to Int64 gives Int64");
-        let values: Vec<Option<i64>> = ints.iter().collect();
+        let ints = cast.i64().expect("cast to Int64 gives Int64").clone();
         let mut bad = Vec::new();
         if ints.null_count() > column.null_count() {
             // Some present values did not convert: find them, with their text.
             let text = column.cast(&DataType::String).ok();
             let text = text.as_ref().and_then(|t| t.str().ok());
-            for (record, (orig_null, value)) in
-                column.is_null().iter().zip(values.iter()).enumerate()
+            for (record, (orig_null, value)) in column.is_null().iter().zip(ints.iter()).enumerate()
             {
                 if orig_null == Some(false) && value.is_none() {
                     let shown = text
@@ -186,7 +240,7 @@ impl Table {
                 }
             }
         }
-        Ok((values, bad))
+        Ok((ints, bad))
     }
 
     /// Column `name` as text (Parquet integer or categorical columns are rendered).

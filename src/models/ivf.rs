@@ -20,6 +20,16 @@ use crate::rng::Rng;
 /// [`IvfIndex::build`].
 pub const EXACT_BELOW: usize = 4096;
 
+/// Rows a cluster's members are compared with when every row's neighbours are
+/// computed ([`IvfIndex::neighbours_of_all`]). Probing a fixed share of the
+/// clusters would make that table's cost grow with the square of the rows
+/// (100 times the work for 10 times the items); a fixed pool keeps it linear.
+/// RetailRocket's 200,000 items stay under it (58 clusters of ~225 rows), so
+/// there the pool is unchanged; at ten times the items it is 23 of 2,800
+/// clusters, and [`crate::models::als::AlsIndex::similar_recall`] measures
+/// what that costs.
+pub const NEIGHBOUR_POOL_ROWS: usize = 16_384;
+
 /// Clusters of unit-length rows, searched by cosine similarity.
 #[derive(Debug, Clone)]
 pub struct IvfIndex {
@@ -105,10 +115,15 @@ impl IvfIndex {
     /// Every row's `width` most similar rows (itself excluded), by id, all at
     /// once: the members of a cluster are scored together, in one matrix
     /// product, against the members of the `2 × nprobe` clusters nearest
-    /// their cluster's centre, instead of one scan per row. `done(m)` is called as each
+    /// their cluster's centre (at most [`NEIGHBOUR_POOL_ROWS`] rows' worth of
+    /// clusters), instead of one scan per row. `done(m)` is called as each
     /// cluster's `m` members are finished.
     pub fn neighbours_of_all(&self, width: usize, done: impl Fn(usize) + Sync) -> Vec<Vec<Scored>> {
         let dim = self.centroids.dim;
+        let mean_members = (self.ids.len() / self.clusters()).max(1);
+        let pool_clusters = (2 * self.nprobe)
+            .min(NEIGHBOUR_POOL_ROWS.div_ceil(mean_members))
+            .clamp(1, self.clusters());
         let per_cluster: Vec<Vec<(u32, Vec<Scored>)>> = (0..self.clusters())
             .into_par_iter()
             .map(|c| {
@@ -134,7 +149,7 @@ impl IvfIndex {
                         &self.centroids.data,
                         &mut centre_scores,
                     );
-                    top_k_dense(&centre_scores, (2 * self.nprobe).min(self.clusters()))
+                    top_k_dense(&centre_scores, pool_clusters)
                         .into_iter()
                         .map(|p| p.0 as usize)
                         .collect()
