@@ -1,0 +1,20 @@
+//! The item-features loader (`[data] item_features`: category, parent,
+//! availability) on arbitrary bytes.
+//!
+//! Input starting with the Parquet magic `PAR1` is written as a `.parquet`
+//! file, anything else as `.csv`, so both readers see the item columns. A bad
+//! file must be an error naming the file and the row, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use recsys::data::load_item_features;
+
+fuzz_target!(|data: &[u8]| {
+    let name = if data.starts_with(b"PAR1") {
+        "items.parquet"
+    } else {
+        "items.csv"
+    };
+    let path = recsys_fuzz::scratch_file(name, data);
+    let _ = load_item_features(&path);
+});
