@@ -361,6 +361,21 @@ mod tests {
     }
 
     #[test]
+    fn a_parquet_file_that_makes_polars_panic_is_an_error_naming_it() {
+        // Minimised by `fuzz/` (events_parquet): a column chunk that claims to
+        // reach past the end of the file, on which polars' reader panics.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        std::fs::write(&path, include_bytes!("testdata/page_past_the_end.parquet")).unwrap();
+        let err = load_events(&path, BadRows::Skip).unwrap_err().to_string();
+        assert!(
+            err.contains("events.parquet: not a valid Parquet file")
+                && err.contains("polars panicked: range end index"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn all_rows_bad_is_an_empty_file() {
         let (_dir, path) = write("timestamp,visitorid,event,itemid\nx,1,view,10\n");
         assert!(matches!(

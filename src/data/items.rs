@@ -100,3 +100,23 @@ pub fn load_item_features(path: &Path) -> Result<ItemFeatures, DataError> {
     }
     Ok(ItemFeatures { by_item })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parquet_file_that_makes_polars_panic_is_an_error_naming_it() {
+        // Minimised by `fuzz/` (item_features): a footer whose statistics hold
+        // a field of the wrong thrift type, on which polars' reader panics.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.parquet");
+        std::fs::write(&path, include_bytes!("testdata/thrift_bool_field.parquet")).unwrap();
+        let err = load_item_features(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("items.parquet: not a valid Parquet file")
+                && err.contains("polars panicked: thrift bool field"),
+            "{err}"
+        );
+    }
+}

@@ -37,6 +37,25 @@ impl Format {
     }
 }
 
+/// Run one of polars' file readers, turning a panic into an error.
+///
+/// polars' Parquet reader panics on some damaged files instead of failing
+/// (a footer field of the wrong thrift type, a page that claims to reach past
+/// the end of the file: found by `fuzz/`); a damaged input file must be an
+/// error naming it, as every other bad file is, not a crash.
+pub fn catch_reader_panic<T>(read: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no reason given".to_string());
+        Err(PolarsError::ComputeError(
+            format!("the reader gave up on it (polars panicked: {why})").into(),
+        ))
+    })
+}
+
 /// A data file loaded into memory, ready to hand out validated columns.
 pub struct Table {
     path: PathBuf,
@@ -77,19 +96,21 @@ impl Table {
             detail: e.to_string(),
         };
         let frame = match format {
-            Format::Csv => CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
-                .map_err(malformed)?,
+            Format::Csv => catch_reader_panic(|| {
+                CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(0))
+                    .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                    .and_then(|r| r.finish())
+            })
+            .map_err(malformed)?,
             Format::Parquet => {
                 let file = std::fs::File::open(path).map_err(|e| DataError::Malformed {
                     path: path.to_path_buf(),
                     format: "Parquet",
                     detail: e.to_string(),
                 })?;
-                ParquetReader::new(file).finish().map_err(malformed)?
+                catch_reader_panic(|| ParquetReader::new(file).finish()).map_err(malformed)?
             }
         };
         let table = Table {
@@ -131,20 +152,24 @@ impl Table {
                             .map(|&c| Field::new(c.into(), DataType::String)),
                     )
                     .collect();
-                CsvReadOptions::default()
-                    .with_has_header(true)
-                    .with_infer_schema_length(Some(0))
-                    .with_columns(Some(names.into()))
-                    .with_schema_overwrite(Some(Arc::new(schema)))
-                    .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                    .and_then(|r| r.finish())
+                catch_reader_panic(|| {
+                    CsvReadOptions::default()
+                        .with_has_header(true)
+                        .with_infer_schema_length(Some(0))
+                        .with_columns(Some(names.into()))
+                        .with_schema_overwrite(Some(Arc::new(schema)))
+                        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                        .and_then(|r| r.finish())
+                })
             }
             Format::Parquet => std::fs::File::open(path)
                 .map_err(PolarsError::from)
                 .and_then(|file| {
-                    ParquetReader::new(file)
-                        .with_columns(Some(names.iter().map(|c| c.to_string()).collect()))
-                        .finish()
+                    catch_reader_panic(|| {
+                        ParquetReader::new(file)
+                            .with_columns(Some(names.iter().map(|c| c.to_string()).collect()))
+                            .finish()
+                    })
                 }),
         };
         match typed {

@@ -172,17 +172,19 @@ fn read_file(path: &Path) -> Result<DataFrame> {
         Format::Parquet => {
             let file =
                 std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            ParquetReader::new(file).finish()
+            crate::data::table::catch_reader_panic(|| ParquetReader::new(file).finish())
         }
         // Types are inferred from every row, not a sample, so a late odd
         // value cannot make the created column too narrow. CSV carries no
         // types: integers, floats and booleans are recognised, anything else
         // (dates included) stays text; Parquet keeps every type.
-        Format::Csv => CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(None)
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|reader| reader.finish()),
+        Format::Csv => crate::data::table::catch_reader_panic(|| {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(None)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|reader| reader.finish())
+        }),
     };
     frame.with_context(|| format!("reading {}", path.display()))
 }
