@@ -43,6 +43,8 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT
+# The targets' scratch files (one directory per process) go with the results.
+export TMPDIR="$results"
 
 # Run one target; writes "executions findings seconds status" to $results/TARGET.
 fuzz_one() {

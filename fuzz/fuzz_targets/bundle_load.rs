@@ -95,7 +95,9 @@ fn run(data: &[u8]) {
     std::fs::write(copy.dir.join(&copy.files[i].0), &damaged).expect("damaging a file");
     copy.damaged = Some(i);
 
-    let Ok(engine) = Engine::load(&copy.dir, &EngineSettings::default()) else {
+    let loaded = Engine::load(&copy.dir, &EngineSettings::default());
+    recsys_fuzz::show(&loaded);
+    let Ok(engine) = loaded else {
         return;
     };
     // It loaded: it must answer, for a known shopper, an unknown one and items.

@@ -14,7 +14,9 @@ use recsys::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     let path = recsys_fuzz::scratch_file("config.toml", data);
-    let Ok(mut config) = Config::load(&path) else {
+    let loaded = Config::load(&path);
+    recsys_fuzz::show(&loaded);
+    let Ok(mut config) = loaded else {
         return;
     };
     // Never written to a bundle (it is a secret).

@@ -40,13 +40,45 @@ pub fn repo_root() -> &'static Path {
         .expect("fuzz/ sits in the repository")
 }
 
+/// Let panics that the code under test catches pass, so that only those
+/// escaping it are findings.
+///
+/// libfuzzer-sys installs a panic hook that aborts at once, even on a panic
+/// that would be caught further up. The data loaders catch the panics of
+/// polars' readers on damaged files (`recsys::data::table::catch_reader_panic`)
+/// and turn them into errors; with the default hook back, such a panic prints
+/// its message and unwinds to that catch, while one that escapes the loader
+/// still aborts the process (it cannot unwind out of the fuzzer's entry point).
+pub fn findings_are_escaping_panics() {
+    drop(std::panic::take_hook());
+}
+
+/// With `RECSYS_FUZZ_SHOW` set, print what the code under test answered, as
+/// `recsys` would print it: to see the message a user gets for an input
+/// (`RECSYS_FUZZ_SHOW=1 TARGET_BINARY INPUT_FILE`).
+pub fn show<T, E: std::fmt::Display>(result: &Result<T, E>) {
+    static SHOW: OnceLock<bool> = OnceLock::new();
+    if *SHOW.get_or_init(|| std::env::var_os("RECSYS_FUZZ_SHOW").is_some()) {
+        match result {
+            Ok(_) => eprintln!("recsys-fuzz: loaded"),
+            Err(err) => eprintln!("recsys-fuzz: {err:#}"),
+        }
+    }
+}
+
 /// A bundle with every model (two_stage and covisit included), trained once
 /// per process on `data/` with tiny factor tables and few trees so that its
 /// files stay small, and the directory it was saved to.
 pub fn tiny_bundle() -> &'static (Bundle, PathBuf) {
     static BUNDLE: OnceLock<(Bundle, PathBuf)> = OnceLock::new();
     BUNDLE.get_or_init(|| {
-        let mut config = Config::load(&repo_root().join("config.toml")).expect("config.toml");
+        // The defaults, not the repository's config.toml: what is fuzzed should
+        // not change when someone tunes the shipped settings.
+        let mut config = Config::default();
+        let data = repo_root().join("data");
+        config.data.events = data.join("events_u100_i300.csv");
+        config.data.item_features = Some(data.join("item_features.csv"));
+        config.split.cutoff = Some("2015-09-01".into());
         let m = &mut config.models;
         m.enabled = ["popular", "history", "als", "covisit", "two_stage"]
             .map(String::from)
