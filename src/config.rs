@@ -314,6 +314,7 @@ impl Config {
         r.section("models.two_stage")
             .count("label_days", ts.label_days, 1..=365)
             .count("label_windows", ts.label_windows, 1..=52)
+            .count("enough_groups", ts.enough_groups, 0..=100_000_000)
             .count("max_negatives", ts.max_negatives, 0..=100_000)
             .number(
                 "valid_fraction",

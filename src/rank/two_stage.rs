@@ -53,6 +53,11 @@ pub struct TwoStageConfig {
     pub label_days: u32,
     /// Label windows stacked, each `label_days` long, stepping back in time.
     pub label_windows: usize,
+    /// No further window is stacked once the table holds this many users'
+    /// groups (0: always `label_windows`). Each window refits every candidate
+    /// model on its period, the costliest step of training; a large shop's
+    /// first window already holds more users than a small shop's three.
+    pub enough_groups: usize,
     /// Negatives kept per user (drawn with `seed`); 0 keeps all.
     pub max_negatives: usize,
     /// Grade labels (LambdaRank only): 2 = relevant, 1 = touched in the label
@@ -74,6 +79,7 @@ impl Default for TwoStageConfig {
         TwoStageConfig {
             label_days: 31,
             label_windows: 3,
+            enough_groups: 40_000,
             max_negatives: 40,
             graded_labels: true,
             seed: 42,
@@ -177,6 +183,9 @@ pub fn training_table(
     let mut rng = Rng::new(config.seed);
     let window_ms = i64::from(config.label_days) * DAY_MS;
     for w in 0..config.label_windows.max(1) {
+        if config.enough_groups > 0 && table.groups.len() - 1 >= config.enough_groups {
+            break;
+        }
         let label_end = cutoff_ms - w as i64 * window_ms;
         let label_start = label_end - window_ms;
         let inner = split(train, label_start, protocol);

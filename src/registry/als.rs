@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::{inconsistent, FitInput, ModelSpec};
+use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::{Bundle, MANIFEST};
 use crate::data::interaction_matrix;
 use crate::models::als::{fast_loss, Neighbours, CACHED_NEIGHBOURS};
@@ -18,6 +18,7 @@ use crate::progress;
 
 pub(super) const SPEC: ModelSpec = ModelSpec {
     name: "als",
+    prefit: None,
     fit,
     save,
     load,
@@ -27,7 +28,7 @@ pub(super) const SPEC: ModelSpec = ModelSpec {
 const TABLES: [&str; 2] = ["als_user_factors.npy", "als_item_factors.npy"];
 const NEIGHBOURS: [&str; 2] = ["als_neighbour_items.npy", "als_neighbour_scores.npy"];
 
-fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
+fn fit(input: &FitInput, _: Option<Prefitted>, bundle: &mut Bundle) -> Result<serde_json::Value> {
     let config = &input.config.models.als;
     let record = input.options.record_als_loss;
     let t = Instant::now();

@@ -8,20 +8,21 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use super::{inconsistent, FitInput, ModelSpec};
+use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::Bundle;
 use crate::models::covisit::{Covisit, Matrix, Neighbours};
 use crate::npy;
 
 pub(super) const SPEC: ModelSpec = ModelSpec {
     name: "covisit",
+    prefit: None,
     fit,
     save,
     load,
     present: |b| b.covisit.is_some(),
 };
 
-fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
+fn fit(input: &FitInput, _: Option<Prefitted>, bundle: &mut Bundle) -> Result<serde_json::Value> {
     let t = Instant::now();
     let (m, stats) = Covisit::fit(&bundle.train, &input.config.models.covisit)?;
     let by_matrix = |values: [u64; 3]| -> serde_json::Value {

@@ -7,20 +7,21 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use super::{inconsistent, FitInput, ModelSpec};
+use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::Bundle;
 use crate::models::History;
 use crate::npy;
 
 pub(super) const SPEC: ModelSpec = ModelSpec {
     name: "history",
+    prefit: None,
     fit,
     save,
     load,
     present: |b| b.history.is_some(),
 };
 
-fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
+fn fit(input: &FitInput, _: Option<Prefitted>, bundle: &mut Bundle) -> Result<serde_json::Value> {
     let t = Instant::now();
     let m = History::fit(&bundle.train, &input.config.models.history);
     let facts = json!({"seconds": t.elapsed().as_secs_f64(), "entries": m.items.len()});

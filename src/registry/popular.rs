@@ -7,20 +7,21 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::json;
 
-use super::{inconsistent, FitInput, ModelSpec};
+use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::Bundle;
 use crate::models::Popular;
 use crate::npy;
 
 pub(super) const SPEC: ModelSpec = ModelSpec {
     name: "popular",
+    prefit: None,
     fit,
     save,
     load,
     present: |b| b.popular.is_some(),
 };
 
-fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
+fn fit(input: &FitInput, _: Option<Prefitted>, bundle: &mut Bundle) -> Result<serde_json::Value> {
     let t = Instant::now();
     let m = Popular::fit(&bundle.train, &input.config.models.popular);
     let facts = json!({"seconds": t.elapsed().as_secs_f64(), "items": m.ranked.len()});

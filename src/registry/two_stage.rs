@@ -8,16 +8,17 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::{inconsistent, FitInput, ModelSpec};
+use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::Bundle;
 use crate::fsio::write_bytes_atomically;
 use crate::rank::features::feature_names;
 use crate::rank::gbdt::Booster;
-use crate::rank::two_stage::{fit_reranker, training_table, SourceConfigs};
+use crate::rank::two_stage::{fit_reranker, training_table, SourceConfigs, TrainingTable};
 use crate::rank::TwoStage;
 
 pub(super) const SPEC: ModelSpec = ModelSpec {
     name: "two_stage",
+    prefit: Some(prefit),
     fit,
     save,
     load,
@@ -46,10 +47,14 @@ fn assemble(bundle: &Bundle, booster: Booster) -> Result<TwoStage> {
     ))
 }
 
-fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
+/// The re-ranker's training rows and the seconds they took.
+struct Rows(TrainingTable, f64);
+
+/// Build the training rows before any model of the bundle is fitted (see
+/// [`ModelSpec::prefit`]).
+fn prefit(input: &FitInput) -> Result<Prefitted> {
     let t = Instant::now();
     let models = &input.config.models;
-    let ts = &models.two_stage;
     let sources = SourceConfigs {
         popular: &models.popular,
         history: &models.history,
@@ -62,11 +67,24 @@ fn fit(input: &FitInput, bundle: &mut Bundle) -> Result<serde_json::Value> {
         input.item_features,
         sources,
         &input.config.rules,
-        ts,
+        &models.two_stage,
     )?;
-    let (booster, mut facts) = fit_reranker(table, ts)?;
+    Ok(Box::new(Rows(table, t.elapsed().as_secs_f64())))
+}
+
+fn fit(
+    input: &FitInput,
+    prefitted: Option<Prefitted>,
+    bundle: &mut Bundle,
+) -> Result<serde_json::Value> {
+    let t = Instant::now();
+    let Some(Ok(rows)) = prefitted.map(|p| p.downcast::<Rows>()) else {
+        anyhow::bail!("two_stage is fitted from the training rows its prefit builds");
+    };
+    let Rows(table, table_seconds) = *rows;
+    let (booster, mut facts) = fit_reranker(table, &input.config.models.two_stage)?;
     let model = assemble(bundle, booster)?;
-    facts["seconds"] = json!(t.elapsed().as_secs_f64());
+    facts["seconds"] = json!(table_seconds + t.elapsed().as_secs_f64());
     facts["importance"] = model.importance_json();
     bundle.two_stage = Some(model);
     Ok(facts)
