@@ -376,6 +376,26 @@ mod tests {
     }
 
     #[test]
+    fn a_parquet_page_declaring_a_negative_count_is_an_error_not_an_abort() {
+        // Minimised by `fuzz/` (events_parquet): a data page header claiming
+        // -19 values, which polars' reader took for 2^64 - 19 and reserved
+        // memory for, aborting the process.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        std::fs::write(
+            &path,
+            include_bytes!("testdata/negative_page_count.parquet"),
+        )
+        .unwrap();
+        let err = load_events(&path, BadRows::Skip).unwrap_err().to_string();
+        assert!(
+            err.contains("events.parquet: not a valid Parquet file: row group 1, column")
+                && err.contains("a data page declares a negative count (-19 values"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn all_rows_bad_is_an_empty_file() {
         let (_dir, path) = write("timestamp,visitorid,event,itemid\nx,1,view,10\n");
         assert!(matches!(

@@ -119,4 +119,20 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn a_parquet_page_declaring_a_negative_count_is_an_error_not_an_abort() {
+        // Found by `fuzz/` (item_features): a data page header claiming -11
+        // values, for which polars' reader tried to reserve exabytes.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.parquet");
+        let bytes = include_bytes!("testdata/negative_page_count_items.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_item_features(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("items.parquet: not a valid Parquet file: row group 0, column `item_id`")
+                && err.contains("a data page declares a negative count (-11 values"),
+            "{err}"
+        );
+    }
 }
