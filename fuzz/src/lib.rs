@@ -46,11 +46,21 @@ pub fn repo_root() -> &'static Path {
 /// libfuzzer-sys installs a panic hook that aborts at once, even on a panic
 /// that would be caught further up. The data loaders catch the panics of
 /// polars' readers on damaged files (`recsys::data::table::catch_reader_panic`)
-/// and turn them into errors; with the default hook back, such a panic prints
-/// its message and unwinds to that catch, while one that escapes the loader
-/// still aborts the process (it cannot unwind out of the fuzzer's entry point).
+/// and turn them into errors; with this hook such a panic prints one line and
+/// unwinds to that catch, while one that escapes the loader still aborts the
+/// process (it cannot unwind out of the fuzzer's entry point), and the
+/// sanitizer prints where.
 pub fn findings_are_escaping_panics() {
-    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("");
+        eprintln!("recsys-fuzz: panic at {location}: {message}");
+    }));
 }
 
 /// With `RECSYS_FUZZ_SHOW` set, print what the code under test answered, as
