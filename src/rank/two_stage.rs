@@ -183,7 +183,7 @@ pub fn training_table(
     let mut rng = Rng::new(config.seed);
     let window_ms = i64::from(config.label_days) * DAY_MS;
     for w in 0..config.label_windows.max(1) {
-        if config.enough_groups > 0 && table.groups.len() - 1 >= config.enough_groups {
+        if config.enough_groups > 0 && table.groups.len() > config.enough_groups {
             break;
         }
         let label_end = cutoff_ms - w as i64 * window_ms;
