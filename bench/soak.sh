@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak test of `recsys serve` at full RetailRocket size: MINUTES (10) of mixed
-# traffic (80% GET /recommendations?k=10, 20% POST /events; bench/wrk/mixed.lua)
+# traffic (80% GET /recommendations?k=10, 20% POST /events: bench/wrk/recommendations.lua
+
 # at LOAD (80) percent of the saturation measured on the same traffic just
 # before, with a reload (SIGHUP: the newest bundle loaded and swapped in) every
 # RELOAD_SECONDS (120). Data, bundle and traffic as in bench/serve_wrk.sh
@@ -23,6 +24,7 @@ minutes="${MINUTES:-10}"
 load="${LOAD:-80}"
 reload_every="${RELOAD_SECONDS:-120}"
 connections=64
+export EVENT_SHARE=0.2
 
 prepare
 start_server "$work/serve-config.toml" "$work/soak-serve.log"
@@ -43,8 +45,8 @@ summary() {
 }
 
 echo "== warm-up (10 s) and saturation of the mix (30 s): wrk -t1 -c$connections"
-RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d10s -s bench/wrk/mixed.lua "$url" >/dev/null
-read -r saturation _ _ sat_errors < <(RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d30s --latency -s bench/wrk/mixed.lua "$url" | summary)
+RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
+read -r saturation _ _ sat_errors < <(RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d30s --latency -s bench/wrk/recommendations.lua "$url" | summary)
 target=$((saturation * load / 100))
 echo "saturation: $saturation req/s ($sat_errors errors); soak target: $target req/s ($load%)"
 per_connection=$(awk -v t="$target" -v c="$connections" 'BEGIN { printf "%.2f", t / c }')
@@ -57,7 +59,7 @@ reloader=$!
 printf '\n| minute | req/s | p50 ms | p99 ms | errors | RSS MB |\n| --- | --- | --- | --- | --- | --- |\n'
 first_rss="" first_p99="" total_errors=0
 for minute in $(seq "$minutes"); do
-  read -r rps p50 p99 errors < <(RATE_PER_CONNECTION=$per_connection wrk -t1 -c$connections -d60s --latency -s bench/wrk/mixed.lua "$url" | summary)
+  read -r rps p50 p99 errors < <(RATE_PER_CONNECTION=$per_connection wrk -t1 -c$connections -d60s --latency -s bench/wrk/recommendations.lua "$url" | summary)
   rss=$(rss_mb)
   printf '| %d | %s | %s | %s | %s | %s |\n' "$minute" "$rps" "$p50" "$p99" "$errors" "$rss"
   total_errors=$((total_errors + errors))
