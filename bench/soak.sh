@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Soak test of `recsys serve` at full RetailRocket size: MINUTES (10) of mixed
 # traffic (80% GET /recommendations?k=10, 20% POST /events: bench/wrk/recommendations.lua
-
-# at LOAD (80) percent of the saturation measured on the same traffic just
+# with EVENT_SHARE=0.2) at LOAD (80) percent of the saturation measured on the same traffic just
 # before, with a reload (SIGHUP: the newest bundle loaded and swapped in) every
 # RELOAD_SECONDS (120). Data, bundle and traffic as in bench/serve_wrk.sh
 # (bench/serve_common.sh); the in-memory event store, as a single replica runs.
