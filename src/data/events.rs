@@ -396,6 +396,22 @@ mod tests {
     }
 
     #[test]
+    fn a_parquet_footer_declaring_billions_of_booleans_is_an_error_not_a_hang() {
+        // Found by `fuzz/` (events_parquet): a footer whose unknown fields hold
+        // lists of hundreds of millions of booleans, which polars' reader
+        // skipped one by one without reading a byte (minutes under the fuzzer).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.parquet");
+        let bytes = include_bytes!("testdata/footer_list_of_booleans.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_events(&path, BadRows::Skip).unwrap_err().to_string();
+        assert!(
+            err.contains("events.parquet: not a valid Parquet file: its footer declares a list of 777960946 elements, more than its 963 bytes can hold"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn all_rows_bad_is_an_empty_file() {
         let (_dir, path) = write("timestamp,visitorid,event,itemid\nx,1,view,10\n");
         assert!(matches!(

@@ -135,4 +135,19 @@ mod tests {
             "{err}"
         );
     }
+    #[test]
+    fn a_parquet_footer_declaring_a_huge_list_is_an_error_not_an_abort() {
+        // Found by `fuzz/` (item_features): a footer declaring a list of 591
+        // million elements in 1,007 bytes, for which polars' reader reserved
+        // tens of gigabytes up front.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.parquet");
+        let bytes = include_bytes!("testdata/footer_list_too_long.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_item_features(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("items.parquet: not a valid Parquet file: its footer declares a list of 591777292 elements, more than its 1007 bytes can hold"),
+            "{err}"
+        );
+    }
 }

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod items;
 pub mod labels;
 pub mod matrix;
+pub mod parquet;
 pub mod split;
 pub mod table;
 pub mod time;

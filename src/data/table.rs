@@ -56,89 +56,6 @@ pub fn catch_reader_panic<T>(read: impl FnOnce() -> PolarsResult<T>) -> PolarsRe
     })
 }
 
-/// Refuse a Parquet file whose data pages declare value counts polars'
-/// reader would trust: a negative count (which it reads as a number near
-/// 2^64), or pages holding more values than their column chunk. The reader
-/// reserves memory for a page's declared count before decoding it, so one
-/// such page header made it ask for exabytes and abort the process (found by
-/// `fuzz/`). Every page header is read once, a column chunk at a time; a
-/// footer or page that cannot be read at all is left to polars to report.
-fn check_page_counts(path: &Path) -> PolarsResult<()> {
-    use polars_parquet::parquet::page::{CompressedPage, DataPageHeader};
-    use polars_parquet::parquet::read::{read_metadata, PageMetaData, PageReader};
-    use std::io::{Cursor, Read, Seek, SeekFrom};
-
-    let mut file = std::fs::File::open(path)?;
-    let file_len = file.metadata()?.len();
-    let Ok(metadata) = read_metadata(&mut file) else {
-        return Ok(());
-    };
-    for (g, group) in metadata.row_groups.iter().enumerate() {
-        for chunk in group.parquet_columns() {
-            let column = chunk
-                .descriptor()
-                .path_in_schema
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(".");
-            let bad = |what: String| {
-                PolarsError::ComputeError(
-                    format!("row group {g}, column `{column}`: {what}").into(),
-                )
-            };
-            let declared = chunk.num_values();
-            if declared < 0 {
-                return Err(bad(format!("the column chunk declares {declared} values")));
-            }
-            let range = chunk.byte_range();
-            if range.start > range.end || range.end > file_len {
-                continue;
-            }
-            let mut bytes = vec![0; (range.end - range.start) as usize];
-            file.seek(SeekFrom::Start(range.start))?;
-            file.read_exact(&mut bytes)?;
-            let max_page = bytes.len();
-            let meta = PageMetaData::new(
-                0,
-                declared,
-                chunk.compression(),
-                chunk.descriptor().descriptor.clone(),
-            );
-            let pages = PageReader::new_with_page_meta(
-                Cursor::new(polars_buffer::Buffer::from_vec(bytes)),
-                meta,
-                Vec::new(),
-                max_page,
-            );
-            let mut seen: i64 = 0;
-            for page in pages {
-                let page = match page {
-                    Ok(CompressedPage::Data(page)) => page,
-                    Ok(CompressedPage::Dict(_)) => continue,
-                    Err(_) => break,
-                };
-                let (values, nulls, rows) = match page.header() {
-                    DataPageHeader::V1(h) => (h.num_values, 0, 0),
-                    DataPageHeader::V2(h) => (h.num_values, h.num_nulls, h.num_rows),
-                };
-                if values < 0 || nulls < 0 || rows < 0 {
-                    return Err(bad(format!(
-                        "a data page declares a negative count ({values} values, {nulls} nulls, {rows} rows)"
-                    )));
-                }
-                seen += i64::from(values);
-                if seen > declared {
-                    return Err(bad(format!(
-                        "its data pages declare more values than the {declared} of the column chunk"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// A data file loaded into memory, ready to hand out validated columns.
 pub struct Table {
     path: PathBuf,
@@ -194,7 +111,7 @@ impl Table {
                     detail: e.to_string(),
                 })?;
                 catch_reader_panic(|| {
-                    check_page_counts(path)?;
+                    super::parquet::check(path)?;
                     ParquetReader::new(file).finish()
                 })
                 .map_err(malformed)?
@@ -253,7 +170,7 @@ impl Table {
                 .map_err(PolarsError::from)
                 .and_then(|file| {
                     catch_reader_panic(|| {
-                        check_page_counts(path)?;
+                        super::parquet::check(path)?;
                         ParquetReader::new(file)
                             .with_columns(Some(names.iter().map(|c| c.to_string()).collect()))
                             .finish()
