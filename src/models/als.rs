@@ -201,11 +201,17 @@ impl Als {
 
     /// Every item's `width` nearest neighbours by cosine, from a cosine index
     /// like the one [`Als::build_index`] builds, with the members of each
-    /// cluster searched together ([`IvfIndex::neighbours_of_all`]); `done(m)`
-    /// is called as `m` more items are finished.
-    pub fn compute_neighbours(&self, width: usize, done: impl Fn(usize) + Sync) -> Neighbours {
+    /// cluster searched together ([`IvfIndex::neighbours_of_all`]); with
+    /// `only`, the items `i` with `only[i]` get theirs and the others none.
+    /// `done(m)` is called as `m` more items are finished.
+    pub fn compute_neighbours(
+        &self,
+        width: usize,
+        only: Option<&[bool]>,
+        done: impl Fn(usize) + Sync,
+    ) -> Neighbours {
         let index = IvfIndex::build(&self.item_factors, COSINE_SEED);
-        let rows = index.neighbours_of_all(width, done);
+        let rows = index.neighbours_of_all(width, only, done);
         let mut table = Neighbours {
             width,
             items: vec![Neighbours::NONE; rows.len() * width],
@@ -218,6 +224,20 @@ impl Als {
             }
         }
         table
+    }
+
+    /// Compute the items' [`CACHED_NEIGHBOURS`] nearest neighbours
+    /// ([`Als::compute_neighbours`]) and answer similar items from them from
+    /// now on. This table is what a bundle's model serves from, so a model
+    /// fitted only to build training rows uses it too, or its candidates
+    /// would differ from the served ones (and an exact search over every
+    /// item is quadratic in the catalogue). Such a model is asked about a
+    /// few items only: `only` (see [`Als::compute_neighbours`]) limits the
+    /// table to those, and every other item then has no similar items.
+    pub fn keep_neighbours(&self, only: Option<&[bool]>, done: impl Fn(usize) + Sync) {
+        let table = self.compute_neighbours(CACHED_NEIGHBOURS, only, done);
+        // A second table for the same model would be the same table.
+        let _ = self.neighbours.set(table);
     }
 
     /// Answer similar items from `table` (checked against the model's items).

@@ -116,9 +116,17 @@ impl IvfIndex {
     /// once: the members of a cluster are scored together, in one matrix
     /// product, against the members of the `2 × nprobe` clusters nearest
     /// their cluster's centre (at most [`NEIGHBOUR_POOL_ROWS`] rows' worth of
-    /// clusters), instead of one scan per row. `done(m)` is called as each
-    /// cluster's `m` members are finished.
-    pub fn neighbours_of_all(&self, width: usize, done: impl Fn(usize) + Sync) -> Vec<Vec<Scored>> {
+    /// clusters), instead of one scan per row. With `only`, the rows `r` with
+    /// `only[r]` get theirs (the same lists as without it: a row's pool is
+    /// its cluster's) and the others an empty list. `done(m)` is called as
+    /// each cluster's `m` members are finished.
+    pub fn neighbours_of_all(
+        &self,
+        width: usize,
+        only: Option<&[bool]>,
+        done: impl Fn(usize) + Sync,
+    ) -> Vec<Vec<Scored>> {
+        let wanted = |id: u32| only.is_none_or(|o| o.get(id as usize).copied().unwrap_or(false));
         let dim = self.centroids.dim;
         let mean_members = (self.ids.len() / self.clusters()).max(1);
         let pool_clusters = (2 * self.nprobe)
@@ -128,7 +136,10 @@ impl IvfIndex {
             .into_par_iter()
             .map(|c| {
                 let (start, end) = (self.offsets[c], self.offsets[c + 1]);
-                if start == end {
+                let members: Vec<usize> = (start..end)
+                    .filter(|&slot| wanted(self.ids[slot]))
+                    .collect();
+                if members.is_empty() {
                     return Vec::new();
                 }
                 let queries = Factors {
@@ -136,7 +147,7 @@ impl IvfIndex {
                     dim,
                     data: self.vectors[start * dim..end * dim].to_vec(),
                 };
-                let all: Vec<usize> = (0..queries.rows).collect();
+                let asked: Vec<usize> = members.iter().map(|&slot| slot - start).collect();
                 // The clusters nearest the cluster's centre, twice as many as a
                 // single search probes: its members lie around that centre, and
                 // the margin covers those near its edge.
@@ -166,9 +177,10 @@ impl IvfIndex {
                     dim,
                     data: pool,
                 };
-                let lists = queries.top_n_against(&all, &pool, width + 1);
-                done(end - start);
-                (start..end)
+                let lists = queries.top_n_against(&asked, &pool, width + 1);
+                done(members.len());
+                members
+                    .into_iter()
                     .zip(lists)
                     .map(|(slot, list)| {
                         let id = self.ids[slot];
@@ -377,7 +389,7 @@ mod tests {
         let rows = clustered(12_000, 120, 16, 4);
         let index = IvfIndex::build(&rows, 7);
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let all = index.neighbours_of_all(10, |m| {
+        let all = index.neighbours_of_all(10, None, |m| {
             calls.fetch_add(m, std::sync::atomic::Ordering::Relaxed);
         });
         assert_eq!(calls.into_inner(), 12_000);
@@ -403,5 +415,24 @@ mod tests {
         }
         let recall = found / sample.len() as f64;
         assert!(recall > 0.9, "recall@10 {recall}");
+
+        // Asked for some rows only, those get the lists they get among all
+        // (ids compared: equal cosines may be computed in another order), and
+        // the others nothing.
+        let only: Vec<bool> = (0..12_000).map(|r| r % 7 == 3).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let some = index.neighbours_of_all(10, Some(&only), |m| {
+            calls.fetch_add(m, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert_eq!(calls.into_inner(), only.iter().filter(|&&o| o).count());
+        assert_eq!(some.len(), 12_000);
+        for (row, (list, full)) in some.iter().zip(&all).enumerate() {
+            if only[row] {
+                let ids = |l: &Vec<Scored>| l.iter().map(|s| s.0).collect::<Vec<_>>();
+                assert_eq!(ids(list), ids(full), "row {row}");
+            } else {
+                assert!(list.is_empty(), "row {row}");
+            }
+        }
     }
 }

@@ -138,10 +138,14 @@ pub struct SourceConfigs<'a> {
     pub als: &'a AlsConfig,
 }
 
-/// The single-stage models two_stage draws candidates from, fitted on `train`;
-/// `label` names the ALS progress bar.
+/// The single-stage models two_stage draws candidates from, fitted on `train`
+/// as the bundle's are, for the candidates of the users `asked` only: ALS gets
+/// the bundle's neighbour table (so similar-item candidates come from where
+/// the service takes them), limited to the items those users touched, the
+/// only seeds their candidates can have. `label` names the progress bars.
 pub fn fit_sources(
     train: &TrainSet,
+    asked: &[u32],
     configs: SourceConfigs,
     items: &[ItemInfo],
     candidates: &CandidateConfig,
@@ -154,6 +158,17 @@ pub fn fit_sources(
     let als = Als::fit(&matrix, configs.als, |_, _| bar.inc(1));
     bar.finish_and_clear();
     let als = als.with_context(|| format!("training {label}"))?;
+    let mut touched = vec![false; train.items.len()];
+    for &u in asked {
+        let events = train.user_offsets[u as usize]..train.user_offsets[u as usize + 1];
+        for &item in &train.item[events] {
+            touched[item as usize] = true;
+        }
+    }
+    let seeds = touched.iter().filter(|&&t| t).count();
+    let bar = progress::bar(seeds as u64, &format!("{label}: similar items"));
+    als.keep_neighbours(Some(&touched), |m| bar.inc(m as u64));
+    bar.finish_and_clear();
     Ok(Sources::new(
         Arc::new(popular),
         Arc::new(history),
@@ -247,8 +262,10 @@ pub fn training_table(
             continue;
         }
         let started = Instant::now();
+        let asked: Vec<u32> = truth.iter().filter_map(|t| t.user).collect();
         let fitted = fit_sources(
             &period,
+            &asked,
             sources,
             &items,
             &config.candidates,

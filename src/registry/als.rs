@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{inconsistent, FitInput, ModelSpec, Prefitted};
 use crate::bundle::{Bundle, MANIFEST};
 use crate::data::interaction_matrix;
-use crate::models::als::{fast_loss, Neighbours, CACHED_NEIGHBOURS};
+use crate::models::als::{fast_loss, Neighbours};
 use crate::models::factors::Factors;
 use crate::models::Als;
 use crate::npy;
@@ -59,9 +59,8 @@ fn fit(input: &FitInput, _: Option<Prefitted>, bundle: &mut Bundle) -> Result<se
         model.item_factors.rows as u64,
         "als: similar items of every item",
     );
-    let table = model.compute_neighbours(CACHED_NEIGHBOURS, |m| bar.inc(m as u64));
+    model.keep_neighbours(None, |m| bar.inc(m as u64));
     bar.finish_and_clear();
-    model.set_neighbours(table).map_err(anyhow::Error::msg)?;
     let neighbours_seconds = t.elapsed().as_secs_f64();
     bundle.als = Some(Arc::new(model));
     let mut facts = json!({

@@ -513,7 +513,7 @@ fn the_neighbour_table_answers_similar_items_as_the_search_would() {
     // A small catalogue is searched exactly: the table equals the exact lists.
     let exact = als.exact_similar_batch(&items, 4);
     let calls = std::sync::atomic::AtomicUsize::new(0);
-    let table = als.compute_neighbours(6, |m| {
+    let table = als.compute_neighbours(6, None, |m| {
         calls.fetch_add(m, std::sync::atomic::Ordering::Relaxed);
     });
     assert_eq!(calls.into_inner(), items.len());
