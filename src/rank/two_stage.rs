@@ -142,7 +142,8 @@ pub struct SourceConfigs<'a> {
 /// as the bundle's are, for the candidates of the users `asked` only: ALS gets
 /// the bundle's neighbour table (so similar-item candidates come from where
 /// the service takes them), limited to the items those users touched, the
-/// only seeds their candidates can have. `label` names the progress bars.
+/// only seeds their candidates can have, and the index the service builds.
+/// `label` names the progress bars.
 pub fn fit_sources(
     train: &TrainSet,
     asked: &[u32],
@@ -169,6 +170,14 @@ pub fn fit_sources(
     let bar = progress::bar(seeds as u64, &format!("{label}: similar items"));
     als.keep_neighbours(Some(&touched), |m| bar.inc(m as u64));
     bar.finish_and_clear();
+    // The service answers ALS candidates from the index (an exact pass
+    // would score every label user against every item).
+    let started = Instant::now();
+    als.build_index();
+    tracing::info!(
+        "{label}: index built in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(Sources::new(
         Arc::new(popular),
         Arc::new(history),
