@@ -210,7 +210,16 @@ impl Als {
         only: Option<&[bool]>,
         done: impl Fn(usize) + Sync,
     ) -> Neighbours {
-        let index = IvfIndex::build(&self.item_factors, COSINE_SEED);
+        // The cosine index of [`Als::build_index`] when built (same seed, so
+        // the same clusters), else one built for this.
+        let built;
+        let index = match self.index() {
+            Some(index) => &index.cosine,
+            None => {
+                built = IvfIndex::build(&self.item_factors, COSINE_SEED);
+                &built
+            }
+        };
         let rows = index.neighbours_of_all(width, only, done);
         let mut table = Neighbours {
             width,

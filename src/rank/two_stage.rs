@@ -167,9 +167,6 @@ pub fn fit_sources(
         }
     }
     let seeds = touched.iter().filter(|&&t| t).count();
-    let bar = progress::bar(seeds as u64, &format!("{label}: similar items"));
-    als.keep_neighbours(Some(&touched), |m| bar.inc(m as u64));
-    bar.finish_and_clear();
     // The service answers ALS candidates from the index (an exact pass
     // would score every label user against every item).
     let started = Instant::now();
@@ -178,6 +175,9 @@ pub fn fit_sources(
         "{label}: index built in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    let bar = progress::bar(seeds as u64, &format!("{label}: similar items"));
+    als.keep_neighbours(Some(&touched), |m| bar.inc(m as u64));
+    bar.finish_and_clear();
     Ok(Sources::new(
         Arc::new(popular),
         Arc::new(history),
