@@ -32,6 +32,7 @@ pub mod eval;
 pub mod experiment;
 pub mod fsio;
 pub mod logging;
+pub mod memory;
 pub mod models;
 pub mod npy;
 pub mod progress;

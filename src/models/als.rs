@@ -104,6 +104,9 @@ pub struct Als {
     pub item_factors: Factors,
     /// Settings it was trained with: folding a shopper in weighs their events alike.
     pub config: AlsConfig,
+    /// Dense user → row of `user_factors`, when only some users' rows are
+    /// kept ([`Als::keep_users`]); `None`: row `u` is user `u`.
+    user_rows: Option<Vec<u32>>,
     unit_items: OnceLock<Factors>,
     /// `YᵀY + λI` in f64, the part of every fold-in system shared by all shoppers.
     base: OnceLock<Vec<f64>>,
@@ -192,6 +195,7 @@ impl Als {
             user_factors,
             item_factors,
             config,
+            user_rows: None,
             unit_items: OnceLock::new(),
             base: OnceLock::new(),
             index: OnceLock::new(),
@@ -348,6 +352,39 @@ impl Als {
         })
     }
 
+    /// Keep the trained rows of the users `keep` marks only; the others are
+    /// folded in from their events when asked for, as shoppers active since
+    /// training are. A label window's model answers its label users alone,
+    /// and at ten times RetailRocket the other rows are 3 GB.
+    pub fn keep_users(&mut self, keep: &[bool]) {
+        let dim = self.user_factors.dim;
+        let mut rows = vec![u32::MAX; self.user_factors.rows];
+        let mut data = Vec::with_capacity(keep.iter().filter(|&&k| k).count() * dim);
+        for (u, row) in rows.iter_mut().enumerate() {
+            if keep.get(u).copied().unwrap_or(false) {
+                *row = (data.len() / dim.max(1)) as u32;
+                data.extend_from_slice(self.user_factors.row(u));
+            }
+        }
+        self.user_factors = Factors {
+            rows: data.len() / dim.max(1),
+            dim,
+            data,
+        };
+        self.user_rows = Some(rows);
+    }
+
+    /// The row of `user_factors` holding dense user `u`'s trained vector.
+    fn user_row(&self, u: u32) -> Option<usize> {
+        match &self.user_rows {
+            None => ((u as usize) < self.user_factors.rows).then_some(u as usize),
+            Some(rows) => rows
+                .get(u as usize)
+                .filter(|&&r| r != u32::MAX)
+                .map(|&r| r as usize),
+        }
+    }
+
     /// The indexes, if [`Als::build_index`] has built them.
     pub fn index(&self) -> Option<&AlsIndex> {
         self.index.get()
@@ -357,10 +394,8 @@ impl Als {
     /// since training, else folded in from all their events; `None` when there
     /// is nothing to go on.
     pub fn user_vector(&self, ctx: &Context) -> Option<Vec<f32>> {
-        match ctx.user {
-            Some(u) if !ctx.has_new() && (u as usize) < self.user_factors.rows => {
-                Some(self.user_factors.row(u as usize).to_vec())
-            }
+        match ctx.user.and_then(|u| self.user_row(u)) {
+            Some(row) if !ctx.has_new() => Some(self.user_factors.row(row).to_vec()),
             _ if ctx.is_empty() => None,
             _ => {
                 let weights = &self.config.weights;

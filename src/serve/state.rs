@@ -241,7 +241,8 @@ impl AppState {
         .and_then(|r| r);
         match loaded {
             Ok(serving) => {
-                self.serving.store(serving.clone());
+                let old = self.serving.swap(serving.clone());
+                tokio::task::spawn_blocking(move || release(old));
                 self.publish_models(&serving);
                 self.metrics.reloads.with_label_values(&["success"]).inc();
                 let version = Self::versions(&serving);
@@ -374,3 +375,19 @@ impl AppState {
         )
     }
 }
+
+/// Drop a swapped-out `serving` once the requests still holding it are done
+/// (waiting at most [`RELEASE_WAIT`]), then give its pages back to the system.
+fn release(old: Arc<Serving>) {
+    let started = std::time::Instant::now();
+    while Arc::strong_count(&old) > 1 && started.elapsed() < RELEASE_WAIT {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(old);
+    crate::memory::release_freed();
+}
+
+/// How long a swapped-out model waits for its last requests before it is
+/// dropped anyway (then the last request frees it, and the pages come back
+/// with mimalloc's next purge).
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

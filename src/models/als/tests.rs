@@ -530,3 +530,34 @@ fn the_neighbour_table_answers_similar_items_as_the_search_would() {
     let other = Als::fit(&m, &cfg, |_, _| {}).unwrap();
     assert!(other.set_neighbours(wrong).is_err());
 }
+
+#[test]
+fn keeping_some_users_rows_keeps_their_vectors_and_folds_the_others_in() {
+    let train = checkerboard();
+    let cfg = AlsConfig {
+        factors: 8,
+        iterations: 5,
+        regularization: 0.1,
+        alpha: 2.0,
+        ..AlsConfig::default()
+    };
+    let m = interaction_matrix(&train, &cfg.weights);
+    let full = Als::fit(&m, &cfg, |_, _| {}).unwrap();
+    let mut kept = full.clone();
+    let users = train.users.len();
+    let keep: Vec<bool> = (0..users).map(|u| u % 3 == 0).collect();
+    kept.keep_users(&keep);
+    assert_eq!(kept.user_factors.rows, keep.iter().filter(|&&k| k).count());
+    for u in 0..users as u32 {
+        let ctx = crate::models::Context::known(&train, u);
+        let got = kept.user_vector(&ctx).unwrap();
+        let want = if keep[u as usize] {
+            full.user_vector(&ctx).unwrap()
+        } else {
+            let events = as_new_events(&train, u);
+            full.user_vector(&crate::models::Context::new(&train, None, &events))
+                .unwrap()
+        };
+        assert_eq!(got, want, "user {u}");
+    }
+}
