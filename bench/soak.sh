@@ -6,12 +6,14 @@
 # RELOAD_SECONDS (120). Data, bundle and traffic as in bench/serve_wrk.sh
 # (bench/serve_common.sh); the in-memory event store, as a single replica runs.
 #
-# One wrk run per minute, so each minute has its own throughput and latency
-# percentiles; the service's RSS after each. Checks at the end, and exits 1 if
-# one fails: no error (non-2xx answer or socket error) in any minute, RSS at
-# the end within 10% of RSS after the first minute (the warm-up: the new
-# shoppers' lists and the attribution windows fill during it), every reload
-# succeeded. The last minute's p99 against the first's is reported, not
+# Before it, every shopper of the traffic gets as many views as the event store
+# keeps per shopper and as many answers as the feedback memory remembers
+# (bench/wrk/fill.lua), so that the bounded structures are full and growth
+# after that is not theirs. One wrk run per minute, so each minute has its own
+# throughput and latency percentiles; the service's RSS after each. Checks at
+# the end, and exits 1 if one fails: no error (non-2xx answer or socket error)
+# in any minute, RSS at the end within 10% of RSS after the first minute, every
+# reload succeeded. The last minute's p99 against the first's is reported, not
 # checked: on 2 shared cores single minutes differ by tens of percent.
 #
 #   bash bench/soak.sh
@@ -27,8 +29,8 @@ export EVENT_SHARE=0.2
 
 prepare
 start_server "$work/serve-config.toml" "$work/soak-serve.log"
-reloader=""
-trap 'kill $server ${reloader} 2>/dev/null || true' EXIT
+reloader="" filler=""
+trap 'kill $server ${reloader} ${filler} 2>/dev/null || true' EXIT
 post_new_events verbose
 
 # wrk's summary as "req/s p50_ms p99_ms errors".
@@ -43,6 +45,20 @@ summary() {
     END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, errors }'
 }
 
+# The store keeps 20 events per shopper and the feedback memory 50 shown items: filled by
+# the mix, the 200,000 shoppers' would take most of an hour, and their growth would hide a leak.
+# wrk runs for its whole -d, so it is stopped once the store holds every shopper's events.
+started_fill=$(date +%s)
+wrk -t1 -c$connections -d60m -s bench/wrk/fill.lua "$url" > "$work/fill.log" &
+filler=$!
+shoppers=$(tr ',' '\n' < "$USERS_LUA" | wc -l)
+until curl -fs "$url/metrics" | awk -v want=$((shoppers * 20)) '/^recsys_event_store_events / { exit !($2 >= want) } END { if (!NR) exit 1 }'; do
+  kill -0 "$filler" 2>/dev/null || { echo "the fill's wrk ended early: $(cat "$work/fill.log")" >&2; exit 1; }
+  sleep 2
+done
+sleep 2
+kill -INT "$filler"; wait "$filler" || true
+echo "fill: $(awk '/requests in/ { print $1 }' "$work/fill.log") requests in $(( $(date +%s) - started_fill )) s (20 views and 5 answers for each of the traffic's $shoppers shoppers); RSS $(rss_mb) MB"
 echo "== warm-up (10 s) and saturation of the mix (30 s): wrk -t1 -c$connections"
 RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d10s -s bench/wrk/recommendations.lua "$url" >/dev/null
 read -r saturation _ _ sat_errors < <(RATE_PER_CONNECTION=0 wrk -t1 -c$connections -d30s --latency -s bench/wrk/recommendations.lua "$url" | summary)
@@ -50,8 +66,11 @@ target=$((saturation * load / 100))
 echo "saturation: $saturation req/s ($sat_errors errors); soak target: $target req/s ($load%)"
 per_connection=$(awk -v t="$target" -v c="$connections" 'BEGIN { printf "%.2f", t / c }')
 
+# The first reload after 3/4 of the interval: reloads then fall mid-minute, and the
+# per-minute RSS samples between them, not during a load's moment of two models.
 (
-  while sleep "$reload_every"; do kill -HUP "$server"; done
+  sleep $((reload_every * 3 / 4))
+  while kill -HUP "$server"; do sleep "$reload_every"; done
 ) &
 reloader=$!
 
