@@ -51,8 +51,31 @@ pub struct DataConfig {
     pub events: PathBuf,
     /// Optional item-features file.
     pub item_features: Option<PathBuf>,
+    /// Or the raw RetailRocket properties files (`timestamp,itemid,property,value`):
+    /// category and availability as they changed over time.
+    pub item_properties: Vec<PathBuf>,
+    /// With `item_properties`: the category tree (`categoryid,parentid`).
+    pub category_tree: Option<PathBuf>,
     /// What to do with unusable rows: `error` (default) or `skip`.
     pub bad_rows: BadRows,
+}
+
+impl DataConfig {
+    /// The item files fit together: one kind of item description at most.
+    pub fn validate(&self) -> Result<()> {
+        if self.item_features.is_some() && !self.item_properties.is_empty() {
+            bail!(
+                "[data] sets both `item_features` and `item_properties`; keep one \
+                 (item_properties for the raw RetailRocket files, item_features for one row per item)"
+            );
+        }
+        if self.category_tree.is_some() && self.item_properties.is_empty() {
+            bail!(
+                "[data] `category_tree` needs `item_properties` (the files that give items their categories)"
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for DataConfig {
@@ -60,6 +83,8 @@ impl Default for DataConfig {
         DataConfig {
             events: PathBuf::from("data/events.csv"),
             item_features: None,
+            item_properties: Vec::new(),
+            category_tree: None,
             bad_rows: BadRows::Error,
         }
     }
@@ -186,6 +211,10 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.data.events = base.join(&config.data.events);
         config.data.item_features = config.data.item_features.map(|p| base.join(p));
+        for path in &mut config.data.item_properties {
+            *path = base.join(&*path);
+        }
+        config.data.category_tree = config.data.category_tree.map(|p| base.join(p));
         config.artifacts.dir = base.join(&config.artifacts.dir);
         if let Some(experiment) = &mut config.serve.experiment {
             // A variant names a bundle path (relative to the config) or a run id
@@ -211,6 +240,7 @@ impl Config {
     /// data is read, so a hostile value is a one-line error, not a 5 TB
     /// allocation or a model silently trained on nonsense.
     pub fn validate(&self) -> Result<()> {
+        self.data.validate()?;
         self.split.cutoff_rule()?;
         for name in &self.models.enabled {
             if !MODEL_NAMES.contains(&name.as_str()) {

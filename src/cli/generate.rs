@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::data::generate::{generate, GenerateSpec, OutputFormat};
+use crate::data::generate::{generate, GenerateSpec, ItemLayout, OutputFormat};
 
 /// File format of generated events.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -14,6 +14,16 @@ pub enum FormatArg {
     Csv,
     /// `events.parquet`.
     Parquet,
+}
+
+/// How the catalogue is written.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LayoutArg {
+    /// `item_features.csv`, one row per item.
+    Flat,
+    /// The RetailRocket download's files: `item_properties_part1.csv`,
+    /// `item_properties_part2.csv` (values changing over time) and `category_tree.csv`.
+    RetailrocketRaw,
 }
 
 /// Arguments of `recsys generate`.
@@ -37,6 +47,10 @@ pub struct GenerateArgs {
     /// Format of the events file.
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     pub format: FormatArg,
+    /// How the catalogue is written (`retailrocket-raw`: train with `[data]
+    /// item_properties` and `category_tree`).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Flat)]
+    pub layout: LayoutArg,
 }
 
 pub(super) fn run(args: GenerateArgs) -> Result<()> {
@@ -51,7 +65,11 @@ pub(super) fn run(args: GenerateArgs) -> Result<()> {
         FormatArg::Parquet => OutputFormat::Parquet,
     };
     let started = std::time::Instant::now();
-    let summary = generate(&spec, &args.out, format)?;
+    let layout = match args.layout {
+        LayoutArg::Flat => ItemLayout::Flat,
+        LayoutArg::RetailrocketRaw => ItemLayout::RetailRocketRaw,
+    };
+    let summary = generate(&spec, &args.out, format, layout)?;
     let [views, carts, buys] = summary.kind_counts;
     eprintln!(
         "wrote {} events ({views} views, {carts} add-to-carts, {buys} transactions) by {} visitors on {} items in {:.1}s",
@@ -61,6 +79,8 @@ pub(super) fn run(args: GenerateArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{}", summary.events_path.display());
-    println!("{}", summary.item_features_path.display());
+    for path in &summary.item_files {
+        println!("{}", path.display());
+    }
     Ok(())
 }

@@ -302,7 +302,11 @@ impl Observer for Printer {
         );
         report_cleaning(loaded);
         if let Some(features) = &prepared.item_features {
-            eprintln!("item features for {} items", features.by_item.len());
+            eprintln!(
+                "item features for {} items in {:.1}s",
+                features.len(),
+                prepared.items_seconds
+            );
         }
         eprintln!(
             "split at {} ({} protocol): {} training events, {} test events",

@@ -231,7 +231,7 @@ pub fn training_table(
         drop(inner);
         let items = Arc::new(
             item_features
-                .map(|f| f.dense(&period.items))
+                .map(|f| f.dense(&period.items, label_start))
                 .unwrap_or_else(|| vec![Default::default(); period.items.len()]),
         );
         let mut truth = ground_truth(&labels, &period.users, &period.items, protocol);

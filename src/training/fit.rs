@@ -53,7 +53,7 @@ pub fn fit_with(config: &Config, prepared: &Prepared, options: FitOptions) -> Re
         items: train.items.clone(),
         train: Arc::new(train.clone()),
         item_info: Arc::new(match &prepared.item_features {
-            Some(f) => f.dense(&train.items),
+            Some(f) => f.dense(&train.items, train.cutoff_ms),
             None => vec![ItemInfo::default(); train.items.len()],
         }),
         popular: None,

@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 
 use crate::bundle::fingerprint;
 use crate::config::Config;
+use crate::config::DataConfig;
 use crate::data::{
-    load_events, load_item_features, split, Cutoff, ItemFeatures, LoadedEvents, Protocol, Split,
+    load_events, load_item_features, load_item_properties, split, Cutoff, ItemFeatures, LoadedEvents, Protocol, Split,
     TrainSet,
 };
 use crate::progress;
@@ -20,6 +21,8 @@ pub struct Prepared {
     pub loaded: LoadedEvents,
     /// Item features, if configured.
     pub item_features: Option<ItemFeatures>,
+    /// Seconds reading the item files took.
+    pub items_seconds: f64,
     /// The hold-out.
     pub split: Split,
     /// The training part, indexed.
@@ -39,13 +42,9 @@ pub fn prepare(
         .with_context(|| format!("loading events from {}", events_path.display()));
     spin.finish_and_clear();
     let loaded = loaded?;
-    let item_features = match &config.data.item_features {
-        Some(path) => Some(
-            load_item_features(path)
-                .with_context(|| format!("loading item features from {}", path.display()))?,
-        ),
-        None => None,
-    };
+    let items_started = std::time::Instant::now();
+    let item_features = load_items(&config.data)?;
+    let items_seconds = items_started.elapsed().as_secs_f64();
     let cutoff_ms = cutoff
         .resolve(&loaded.log)
         .map_err(anyhow::Error::msg)
@@ -56,6 +55,7 @@ pub fn prepare(
         events_path,
         loaded,
         item_features,
+        items_seconds,
         split,
         train,
     })
@@ -86,4 +86,33 @@ pub fn data_fingerprint(loaded: &LoadedEvents) -> String {
             log.kind[i] as u64,
         ]
     }))
+}
+
+/// The item descriptions `data` names: a flat item-features file, the raw
+/// properties files with their category tree, or none.
+pub fn load_items(data: &DataConfig) -> Result<Option<ItemFeatures>> {
+    if let Some(path) = &data.item_features {
+        return load_item_features(path)
+            .with_context(|| format!("loading item features from {}", path.display()))
+            .map(Some);
+    }
+    if data.item_properties.is_empty() {
+        return Ok(None);
+    }
+    let spin = progress::spinner("loading item properties");
+    let loaded = load_item_properties(
+        &data.item_properties,
+        data.category_tree.as_deref(),
+        data.bad_rows,
+    );
+    spin.finish_and_clear();
+    let loaded = loaded.context("loading item properties")?;
+    if loaded.skipped_rows > 0 {
+        tracing::warn!(
+            "item properties: skipped {} of {} rows ([data] bad_rows = \"skip\")",
+            loaded.skipped_rows,
+            loaded.rows
+        );
+    }
+    Ok(Some(loaded.features))
 }

@@ -55,6 +55,7 @@ fn planted() -> (Prepared, i64) {
             duplicates_removed: 0,
         },
         item_features: None,
+        items_seconds: 0.0,
         split,
         train,
     };

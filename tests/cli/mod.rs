@@ -5,6 +5,7 @@ mod end_to_end;
 mod experiment;
 mod replay;
 mod rolling;
+mod raw_data;
 mod tune;
 
 use std::path::{Path, PathBuf};

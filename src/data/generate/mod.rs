@@ -2,7 +2,8 @@
 //!
 //! [`generate`] writes an event log (`events.csv` or `events.parquet`, columns
 //! `timestamp,visitorid,event,itemid,transactionid`) and a catalogue
-//! (`item_features.csv`, columns `item_id,category_id,parent_id,available`) for a
+//! (`item_features.csv`, columns `item_id,category_id,parent_id,available`, or
+//! the raw RetailRocket properties files and category tree: [`raw`]) for a
 //! [`GenerateSpec`] of visitors, items and events, and returns a
 //! [`GenerateSummary`]. The files load with the same code as the real data, so
 //! every command, test and benchmark can run end to end, at any size, without the
@@ -99,10 +100,11 @@
 //! # Example
 //!
 //! ```no_run
-//! use recsys::data::generate::{generate, GenerateSpec, OutputFormat};
+//! use recsys::data::generate::{generate, GenerateSpec, ItemLayout, OutputFormat};
 //!
 //! let spec = GenerateSpec { users: 1_400_000, items: 235_000, events: 2_760_000, seed: 42 };
-//! let summary = generate(&spec, std::path::Path::new("data/synthetic"), OutputFormat::Csv)?;
+//! let out = std::path::Path::new("data/synthetic");
+//! let summary = generate(&spec, out, OutputFormat::Csv, ItemLayout::Flat)?;
 //! println!("{} events by {} visitors", summary.events, summary.visitors);
 //! # Ok::<(), anyhow::Error>(())
 //! ```
@@ -119,6 +121,8 @@ use rayon::prelude::*;
 use crate::data::events::EventKind;
 use crate::fsio::write_file_atomically;
 use crate::progress;
+
+pub mod raw;
 use crate::rng::Rng;
 
 /// How much data to generate, and from which seed.
@@ -159,8 +163,22 @@ pub struct GenerateSummary {
     pub kind_counts: [usize; 3],
     /// Where the event log was written.
     pub events_path: PathBuf,
-    /// Where the item features were written.
-    pub item_features_path: PathBuf,
+    /// Where the item descriptions were written: `item_features.csv`, or
+    /// under [`ItemLayout::RetailRocketRaw`] the properties files and then the
+    /// category tree.
+    pub item_files: Vec<PathBuf>,
+}
+
+/// How the catalogue is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ItemLayout {
+    /// `item_features.csv`: one row per item (`item_id,category_id,parent_id,available`).
+    #[default]
+    Flat,
+    /// The files of the RetailRocket download: `item_properties_part1.csv`,
+    /// `item_properties_part2.csv` (`timestamp,itemid,property,value`, values
+    /// changing over time) and `category_tree.csv` ([`raw`]).
+    RetailRocketRaw,
 }
 
 /// Generate a RetailRocket-like event log and item catalogue into `out_dir`
@@ -170,14 +188,21 @@ pub fn generate(
     spec: &GenerateSpec,
     out_dir: &Path,
     format: OutputFormat,
+    layout: ItemLayout,
 ) -> Result<GenerateSummary> {
     validate(spec)?;
     let catalogue = Catalogue::build(spec.items, spec.seed);
     let activity = Activity::new(spec);
 
-    let item_features_path = out_dir.join("item_features.csv");
-    write_file_atomically(&item_features_path, |w| catalogue.write_features(w))
-        .with_context(|| format!("writing {}", item_features_path.display()))?;
+    let item_files = match layout {
+        ItemLayout::Flat => {
+            let path = out_dir.join("item_features.csv");
+            write_file_atomically(&path, |w| catalogue.write_features(w))
+                .with_context(|| format!("writing {}", path.display()))?;
+            vec![path]
+        }
+        ItemLayout::RetailRocketRaw => raw::write(&catalogue, spec.seed, out_dir)?,
+    };
 
     let bar = progress::bar(spec.events as u64, "generating");
     let (events_path, tally) = match format {
@@ -252,7 +277,7 @@ pub fn generate(
         items: tally.item_seen.iter().filter(|&&s| s).count(),
         kind_counts: tally.kind_counts,
         events_path,
-        item_features_path,
+        item_files,
     })
 }
 
@@ -1483,7 +1508,7 @@ mod tests {
 
     fn run(spec: &GenerateSpec) -> (tempfile::TempDir, GenerateSummary, Vec<Row>) {
         let dir = tempfile::tempdir().unwrap();
-        let summary = generate(spec, dir.path(), OutputFormat::Csv).unwrap();
+        let summary = generate(spec, dir.path(), OutputFormat::Csv, ItemLayout::Flat).unwrap();
         let rows = read_rows(&summary.events_path);
         (dir, summary, rows)
     }
@@ -1502,7 +1527,7 @@ mod tests {
         assert_eq!(summary.items, items.len());
         assert!(items.len() <= MEDIUM.items && items.len() > MEDIUM.items / 2);
 
-        let features = std::fs::read_to_string(&summary.item_features_path).unwrap();
+        let features = std::fs::read_to_string(&summary.item_files[0]).unwrap();
         let mut lines = features.lines();
         assert_eq!(
             lines.next(),
@@ -1706,10 +1731,10 @@ mod tests {
         };
         let read = |spec: &GenerateSpec| {
             let dir = tempfile::tempdir().unwrap();
-            let s = generate(spec, dir.path(), OutputFormat::Csv).unwrap();
+            let s = generate(spec, dir.path(), OutputFormat::Csv, ItemLayout::Flat).unwrap();
             (
                 std::fs::read(&s.events_path).unwrap(),
-                std::fs::read(&s.item_features_path).unwrap(),
+                std::fs::read(&s.item_files[0]).unwrap(),
             )
         };
         let a = read(&spec);
@@ -1735,8 +1760,8 @@ mod tests {
             seed: 3,
         };
         let dir = tempfile::tempdir().unwrap();
-        let csv = generate(&spec, &dir.path().join("csv"), OutputFormat::Csv).unwrap();
-        let pq = generate(&spec, &dir.path().join("pq"), OutputFormat::Parquet).unwrap();
+        let csv = generate(&spec, &dir.path().join("csv"), OutputFormat::Csv, ItemLayout::Flat).unwrap();
+        let pq = generate(&spec, &dir.path().join("pq"), OutputFormat::Parquet, ItemLayout::Flat).unwrap();
         assert_eq!(csv.kind_counts, pq.kind_counts);
         assert!(pq.events_path.ends_with("events.parquet"));
 
@@ -1818,7 +1843,7 @@ mod tests {
                 "items",
             ),
         ] {
-            let err = generate(&spec, dir.path(), OutputFormat::Csv).unwrap_err();
+            let err = generate(&spec, dir.path(), OutputFormat::Csv, ItemLayout::Flat).unwrap_err();
             assert!(format!("{err:#}").contains(field), "{err:#}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -1839,7 +1864,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             for format in [OutputFormat::Csv, OutputFormat::Parquet] {
                 let started = std::time::Instant::now();
-                let s = generate(&spec, dir.path(), format).unwrap();
+                let s = generate(&spec, dir.path(), format, ItemLayout::Flat).unwrap();
                 eprintln!(
                     "{scale}x {format:?}: {:.2}s, {} events, {} visitors, {} items, kinds {:?}, {} MB",
                     started.elapsed().as_secs_f64(),
