@@ -107,8 +107,9 @@ pub fn run(
     let report = match settings.evaluate_k {
         Some(k) => {
             let eval_started = Instant::now();
+            let split = prepared.into_test_window();
             let engine = Engine::from_bundle(bundle, &dir, &EngineSettings::from_config(config))?;
-            let report = evaluate_engine(&engine, &prepared.split, k);
+            let report = evaluate_engine(&engine, &split, k);
             let took = eval_started.elapsed();
             timings.push(("evaluate", took));
             observer.evaluated(&report, took);
