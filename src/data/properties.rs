@@ -248,7 +248,9 @@ fn read_csv(path: &Path, bad_rows: BadRows) -> Result<Read, DataError> {
             problem,
         };
         if let Err(e) = split_fields(&line, &mut fields) {
-            bad_row(&mut read, bad_rows, || malformed(format!("line {number}: {e}")))?;
+            bad_row(&mut read, bad_rows, || {
+                malformed(format!("line {number}: {e}"))
+            })?;
             continue;
         }
         let field = |at: usize| fields.get(at).map(|f| f.trim()).unwrap_or("");
@@ -421,17 +423,27 @@ mod tests {
             &format!(
                 "timestamp,itemid,property,value\n\
                  {d1},10,categoryid,5\n{d1},10,available,1\n{d1},10,790,n552.000\n\
-                 {d3},10,categoryid,6\n{d2},11,888,\"a, b \"\"quoted\"\"\"\n"
-            , d1 = DAY, d2 = 2 * DAY, d3 = 3 * DAY),
+                 {d3},10,categoryid,6\n{d2},11,888,\"a, b \"\"quoted\"\"\"\n",
+                d1 = DAY,
+                d2 = 2 * DAY,
+                d3 = 3 * DAY
+            ),
         );
         let b = write(
             dir.path(),
             "item_properties_part2.csv",
             &format!("timestamp,itemid,property,value\r\n{d2},10,available,0\r\n{d2},11,categoryid,6\r\n", d2 = 2 * DAY),
         );
-        let tree = write(dir.path(), "category_tree.csv", "categoryid,parentid\n5,1\n6,\n1,\n");
+        let tree = write(
+            dir.path(),
+            "category_tree.csv",
+            "categoryid,parentid\n5,1\n6,\n1,\n",
+        );
         let loaded = load_item_properties(&[a, b], Some(&tree), BadRows::Error).unwrap();
-        assert_eq!((loaded.rows, loaded.skipped_rows, loaded.categories), (7, 0, 3));
+        assert_eq!(
+            (loaded.rows, loaded.skipped_rows, loaded.categories),
+            (7, 0, 3)
+        );
         let f = &loaded.features;
         assert_eq!(f.len(), 2);
         // Nothing known before the first snapshot.
@@ -443,7 +455,10 @@ mod tests {
         };
         assert_eq!(f.as_of(10, DAY + 1), info(Some(5), Some(1), Some(true)));
         // Availability changed on day 2 (the other file), the category on day 3.
-        assert_eq!(f.as_of(10, 2 * DAY + 1), info(Some(5), Some(1), Some(false)));
+        assert_eq!(
+            f.as_of(10, 2 * DAY + 1),
+            info(Some(5), Some(1), Some(false))
+        );
         assert_eq!(f.as_of(10, 3 * DAY + 1), info(Some(6), None, Some(false)));
         // A value set exactly at the cutoff is not yet in force.
         assert_eq!(f.as_of(10, 3 * DAY), info(Some(5), Some(1), Some(false)));
@@ -470,7 +485,11 @@ mod tests {
         assert_eq!((loaded.rows, loaded.skipped_rows), (5, 4));
         assert_eq!(loaded.features.as_of(10, 10).category, Some(5));
 
-        let missing = write(dir.path(), "no_value.csv", "timestamp,itemid,property\n1,2,3\n");
+        let missing = write(
+            dir.path(),
+            "no_value.csv",
+            "timestamp,itemid,property\n1,2,3\n",
+        );
         let err = load_item_properties(&[missing], None, BadRows::Error)
             .unwrap_err()
             .to_string();
@@ -486,6 +505,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tree = write(dir.path(), "tree.csv", "categoryid,parentid\n5,1\n5,2\n");
         let err = load_category_tree(&tree).unwrap_err().to_string();
-        assert!(err.contains("line 3, column `categoryid`: category `5` appears more than once"), "{err}");
+        assert!(
+            err.contains("line 3, column `categoryid`: category `5` appears more than once"),
+            "{err}"
+        );
     }
 }

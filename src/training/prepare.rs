@@ -8,8 +8,8 @@ use crate::bundle::fingerprint;
 use crate::config::Config;
 use crate::config::DataConfig;
 use crate::data::{
-    load_events, load_item_features, load_item_properties, split, Cutoff, ItemFeatures, LoadedEvents, Protocol, Split,
-    TrainSet,
+    load_events, load_item_features, load_item_properties, split, Cutoff, ItemFeatures,
+    LoadedEvents, Protocol, Split, TrainSet,
 };
 use crate::progress;
 

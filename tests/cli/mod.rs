@@ -3,9 +3,9 @@
 mod bad_input;
 mod end_to_end;
 mod experiment;
+mod raw_data;
 mod replay;
 mod rolling;
-mod raw_data;
 mod tune;
 
 use std::path::{Path, PathBuf};

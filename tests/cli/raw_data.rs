@@ -11,8 +11,19 @@ use super::{failed, ok, Scratch};
 /// Generate `--layout LAYOUT` data (500 items) into `dir`.
 fn generate(s: &Scratch, dir: &Path, layout: &str) {
     ok(&s.run(&[
-        "generate", "--users", "3000", "--items", "500", "--events", "60000", "--seed", "3",
-        "--layout", layout, "--out", &dir.display().to_string(),
+        "generate",
+        "--users",
+        "3000",
+        "--items",
+        "500",
+        "--events",
+        "60000",
+        "--seed",
+        "3",
+        "--layout",
+        layout,
+        "--out",
+        &dir.display().to_string(),
     ]));
 }
 
@@ -38,7 +49,11 @@ fn the_raw_layout_trains_with_the_values_in_force_at_the_cutoff() {
     let (raw, flat) = (s.path("raw"), s.path("flat"));
     generate(&s, &raw, "retailrocket-raw");
     generate(&s, &flat, "flat");
-    for name in ["item_properties_part1.csv", "item_properties_part2.csv", "category_tree.csv"] {
+    for name in [
+        "item_properties_part1.csv",
+        "item_properties_part2.csv",
+        "category_tree.csv",
+    ] {
         assert!(raw.join(name).is_file(), "{name} missing");
     }
     assert!(!raw.join("item_features.csv").exists());
@@ -50,15 +65,16 @@ fn the_raw_layout_trains_with_the_values_in_force_at_the_cutoff() {
 
     // The flat file holds every item's state at the end of the data; the
     // bundle must hold the state at the cutoff, which differs for some items.
-    let end: HashMap<i64, (i64, i64, i64)> = std::fs::read_to_string(flat.join("item_features.csv"))
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let v: Vec<i64> = l.split(',').map(|x| x.parse().unwrap()).collect();
-            (v[0], (v[1], v[2], v[3]))
-        })
-        .collect();
+    let end: HashMap<i64, (i64, i64, i64)> =
+        std::fs::read_to_string(flat.join("item_features.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let v: Vec<i64> = l.split(',').map(|x| x.parse().unwrap()).collect();
+                (v[0], (v[1], v[2], v[3]))
+            })
+            .collect();
     let tree: HashMap<i64, Option<i64>> = std::fs::read_to_string(raw.join("category_tree.csv"))
         .unwrap()
         .lines()
@@ -72,16 +88,28 @@ fn the_raw_layout_trains_with_the_values_in_force_at_the_cutoff() {
     let (mut same, mut differ) = (0, 0);
     for (dense, info) in bundle.item_info.iter().enumerate() {
         let raw_id = bundle.items.raw_ids()[dense];
-        let category = info.category.expect("every item has a category by the cutoff");
-        assert_eq!(info.parent, tree[&category], "item {raw_id}: parent from the tree");
-        let now = (category, info.parent.unwrap_or(-1), i64::from(info.available.unwrap()));
+        let category = info
+            .category
+            .expect("every item has a category by the cutoff");
+        assert_eq!(
+            info.parent, tree[&category],
+            "item {raw_id}: parent from the tree"
+        );
+        let now = (
+            category,
+            info.parent.unwrap_or(-1),
+            i64::from(info.available.unwrap()),
+        );
         if now == end[&raw_id] {
             same += 1;
         } else {
             differ += 1;
         }
     }
-    assert!(differ > 0 && same > 4 * differ, "{same} as at the end, {differ} not");
+    assert!(
+        differ > 0 && same > 4 * differ,
+        "{same} as at the end, {differ} not"
+    );
     ok(&s.run(&["evaluate", "--json"]));
 }
 
@@ -110,5 +138,8 @@ fn a_bad_properties_row_is_an_error_naming_the_file_line_and_column() {
     let both = config.replace("[data]\n", "[data]\nitem_features = \"items.csv\"\n");
     std::fs::write(s.path("config.toml"), both).unwrap();
     let err = failed(&s.run(&["train"]));
-    assert!(err.contains("sets both `item_features` and `item_properties`"), "{err}");
+    assert!(
+        err.contains("sets both `item_features` and `item_properties`"),
+        "{err}"
+    );
 }

@@ -1760,8 +1760,20 @@ mod tests {
             seed: 3,
         };
         let dir = tempfile::tempdir().unwrap();
-        let csv = generate(&spec, &dir.path().join("csv"), OutputFormat::Csv, ItemLayout::Flat).unwrap();
-        let pq = generate(&spec, &dir.path().join("pq"), OutputFormat::Parquet, ItemLayout::Flat).unwrap();
+        let csv = generate(
+            &spec,
+            &dir.path().join("csv"),
+            OutputFormat::Csv,
+            ItemLayout::Flat,
+        )
+        .unwrap();
+        let pq = generate(
+            &spec,
+            &dir.path().join("pq"),
+            OutputFormat::Parquet,
+            ItemLayout::Flat,
+        )
+        .unwrap();
         assert_eq!(csv.kind_counts, pq.kind_counts);
         assert!(pq.events_path.ends_with("events.parquet"));
 

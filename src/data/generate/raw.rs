@@ -64,13 +64,17 @@ impl Plan {
         let leaves = catalogue.leaf_raw.len() as u64;
         let final_leaf = catalogue.category_of(item as u32) as usize;
         let (first_leaf, moves_at) = if rng.chance(CATEGORY_MOVE_SHARE) {
-            (rng.below(leaves) as usize, 1 + rng.below(SNAPSHOTS as u64 - 1) as i64)
+            (
+                rng.below(leaves) as usize,
+                1 + rng.below(SNAPSHOTS as u64 - 1) as i64,
+            )
         } else {
             (final_leaf, 0)
         };
         let flipped = if rng.chance(AVAILABILITY_FLIP_SHARE) {
             let from = rng.below(SNAPSHOTS as u64 - 1) as i64;
-            (from, from + 1 + rng.below(4) as i64)
+            // The last snapshot has the final value.
+            (from, (from + 1 + rng.below(4) as i64).min(SNAPSHOTS - 1))
         } else {
             (0, 0)
         };
@@ -141,7 +145,12 @@ fn rows(catalogue: &Catalogue, item: usize, plan: &Plan, s: i64, buf: &mut Vec<u
     let id = catalogue.raw_id[item] as u64;
     let mut line = Line::new();
     let mut row = |property: &[u8], value: &mut dyn FnMut(&mut Line)| {
-        line.num(ts).text(b",").num(id).text(b",").text(property).text(b",");
+        line.num(ts)
+            .text(b",")
+            .num(id)
+            .text(b",")
+            .text(property)
+            .text(b",");
         value(&mut line);
         line.text(b"\n").flush_into(buf);
     };
@@ -186,7 +195,13 @@ mod tests {
             seed: 3,
         };
         let dir = tempfile::tempdir().unwrap();
-        let flat = generate(&spec, &dir.path().join("flat"), OutputFormat::Csv, ItemLayout::Flat).unwrap();
+        let flat = generate(
+            &spec,
+            &dir.path().join("flat"),
+            OutputFormat::Csv,
+            ItemLayout::Flat,
+        )
+        .unwrap();
         let raw = generate(
             &spec,
             &dir.path().join("raw"),
@@ -206,20 +221,37 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["item_properties_part1.csv", "item_properties_part2.csv", "category_tree.csv"]
+            [
+                "item_properties_part1.csv",
+                "item_properties_part2.csv",
+                "category_tree.csv"
+            ]
         );
         let features = load_item_features(&flat.item_files[0]).unwrap();
-        let loaded = load_item_properties(&raw.item_files[..2], Some(&raw.item_files[2]), BadRows::Error).unwrap();
+        let loaded = load_item_properties(
+            &raw.item_files[..2],
+            Some(&raw.item_files[2]),
+            BadRows::Error,
+        )
+        .unwrap();
         assert_eq!(loaded.features.len(), features.len());
         let end = i64::MAX;
         let ids = features.ids().to_vec();
         let mut changed = 0;
         for &id in &ids {
-            assert_eq!(loaded.features.as_of(id, end), features.as_of(id, end), "item {id}");
+            assert_eq!(
+                loaded.features.as_of(id, end),
+                features.as_of(id, end),
+                "item {id}"
+            );
             let middle = super::snapshot_ms(super::SNAPSHOTS / 2) + 1;
             changed += usize::from(loaded.features.as_of(id, middle) != features.as_of(id, end));
         }
         // About a third of the items differ at some week; at any one week fewer.
-        assert!(changed > ids.len() / 50 && changed < ids.len() / 2, "{changed} of {}", ids.len());
+        assert!(
+            changed > ids.len() / 50 && changed < ids.len() / 2,
+            "{changed} of {}",
+            ids.len()
+        );
     }
 }
