@@ -5,7 +5,7 @@
 # second, findings (crash-, oom-, timeout- and leak- files it wrote) and minutes;
 # exits non-zero if any target found something or failed to run.
 #
-# Targets: events_csv, events_parquet, item_features, config_toml, bundle_load,
+# Targets: events_csv, events_parquet, item_features, item_properties, config_toml, bundle_load,
 # serve_requests (each file in fuzz/fuzz_targets/ says what it checks). Inputs that
 # found new coverage accumulate in fuzz/corpus/TARGET (not committed; the small
 # committed seeds are fuzz/seeds/TARGET), findings land in fuzz/artifacts/TARGET,
@@ -34,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${MINUTES:-10}"
 jobs="${JOBS:-1}"
-targets="${TARGETS:-events_csv events_parquet item_features config_toml bundle_load serve_requests}"
+targets="${TARGETS:-events_csv events_parquet item_features item_properties config_toml bundle_load serve_requests}"
 target_dir="${FUZZ_TARGET_DIR:-$HOME/.cache/recsys-ci/fuzz-target}"
 bin_dir="$target_dir/x86_64-unknown-linux-gnu/release"
 
