@@ -79,7 +79,11 @@ pub fn load_item_properties(
         .collect::<Result<_, _>>()?;
     let rows = reads.iter().map(|r| r.rows).sum();
     let skipped_rows = reads.iter().map(|r| r.skipped).sum();
-    let mut changes: Vec<(i64, i64, Change)> = reads.into_iter().flat_map(|r| r.changes).collect();
+    let mut changes: Vec<(i64, i64, Change)> =
+        Vec::with_capacity(reads.iter().map(|r| r.changes.len()).sum());
+    for read in reads {
+        changes.extend(read.changes);
+    }
     // By item, then time; a category and an availability set at one moment
     // are one state, so both are applied before the state is recorded.
     changes.sort_by_key(|&(item, ts, _)| (item, ts));
@@ -99,10 +103,16 @@ pub fn load_item_properties(
         let last_of_moment = changes
             .get(i + 1)
             .is_none_or(|&(next_item, next_ts, _)| next_item != item || next_ts != ts);
-        if last_of_moment {
+        // Snapshots restate unchanged values: only a change makes a state.
+        let changed = match states.last() {
+            Some(&(last_item, _, last)) => last_item != item || last != current,
+            None => true,
+        };
+        if last_of_moment && changed {
             states.push((item, ts, current));
         }
     }
+    drop(changes);
     Ok(LoadedProperties {
         features: ItemFeatures::from_states(states),
         rows,
