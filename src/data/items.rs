@@ -235,6 +235,24 @@ mod tests {
         );
     }
     #[test]
+    fn a_parquet_column_polars_cannot_materialise_is_an_error_not_an_abort() {
+        // Found by `fuzz/` (item_features): a file whose column polars reads
+        // as Int8 and then panics on turning into a series (this build has
+        // no Int8 support), outside the reader.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("items.parquet");
+        let bytes = include_bytes!("testdata/int8_column_items.parquet");
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_item_features(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("items.parquet: every row, column `")
+                && err.contains("its values cannot be read (polars panicked: ")
+                && err.contains("Int8"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_parquet_footer_declaring_a_huge_list_is_an_error_not_an_abort() {
         // Found by `fuzz/` (item_features): a footer declaring a list of 591
         // million elements in 1,007 bytes, for which polars' reader reserved
