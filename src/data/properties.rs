@@ -175,7 +175,7 @@ fn change_of(property: &str, value: &str) -> Result<Option<Change>, String> {
 }
 
 fn read_properties(path: &Path, bad_rows: BadRows) -> Result<Read, DataError> {
-    match Format::of(path)? {
+    match Format::of_file(path)? {
         Format::Csv => read_csv(path, bad_rows),
         Format::Parquet => read_parquet(path, bad_rows),
     }
@@ -199,13 +199,13 @@ fn bad_row(
 /// Stream a CSV properties file: one line at a time, the line's fields split
 /// in place (double-quoted fields may hold commas and `""`).
 fn read_csv(path: &Path, bad_rows: BadRows) -> Result<Read, DataError> {
-    let file = File::open(path).map_err(|e| open_error(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
     let malformed = |detail: String| DataError::Malformed {
         path: path.to_path_buf(),
         format: "CSV",
         detail,
     };
+    let file = File::open(path).map_err(|e| malformed(e.to_string()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::new();
     let mut fields: Vec<String> = Vec::new();
     if reader
@@ -394,22 +394,6 @@ fn read_parquet(path: &Path, bad_rows: BadRows) -> Result<Read, DataError> {
         rows: table.height(),
         skipped: problems.len(),
     })
-}
-
-fn open_error(path: &Path, e: std::io::Error) -> DataError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::NotFound {
-            path: path.to_path_buf(),
-        },
-        _ if path.is_dir() => DataError::NotAFile {
-            path: path.to_path_buf(),
-        },
-        _ => DataError::Malformed {
-            path: path.to_path_buf(),
-            format: "CSV",
-            detail: e.to_string(),
-        },
-    }
 }
 
 #[cfg(test)]

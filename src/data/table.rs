@@ -20,6 +20,23 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format of `path`, which must be an existing file (a directory or a
+    /// missing path is named as such).
+    pub fn of_file(path: &Path) -> Result<Format, DataError> {
+        if path.is_dir() {
+            return Err(DataError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let format = Format::of(path)?;
+        if !path.is_file() {
+            return Err(DataError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(format)
+    }
+
     /// The format of `path`, from its extension.
     pub fn of(path: &Path) -> Result<Format, DataError> {
         match path
@@ -84,17 +101,7 @@ impl Table {
     /// Read `path` (CSV or Parquet by extension), checking it exists, parses,
     /// has the `required` columns and at least one row.
     pub fn read(path: &Path, required: &[&str]) -> Result<Table, DataError> {
-        if path.is_dir() {
-            return Err(DataError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        let format = Format::of(path)?;
-        if !path.is_file() {
-            return Err(DataError::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+        let format = Format::of_file(path)?;
         let malformed = |e: PolarsError| DataError::Malformed {
             path: path.to_path_buf(),
             format: match format {
